@@ -1,0 +1,51 @@
+# bluegreen-operator: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONTROLPLANE := $(PY) tests/cluster/controlplane.py
+
+.PHONY: test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## test: lint, then every test (unit, integration, e2e) against the local control plane or $KUBECONFIG.
+test: $(STAMP) lint
+	@if [ -z "$$KUBECONFIG" ]; then bash tests/cluster/build.sh; fi
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator tests benchmarks
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+e2e: $(STAMP)
+	$(PY) -m pytest tests/e2e
+
+## cluster-*: the local control plane (tests/cluster/): build once, start, stop.
+cluster-build:
+	bash tests/cluster/build.sh
+
+cluster-up: $(STAMP)
+	@$(CONTROLPLANE) up
+
+cluster-down: $(STAMP)
+	@$(CONTROLPLANE) down
+
+cluster-status: $(STAMP)
+	@$(CONTROLPLANE) status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,295 @@
+"""Constants and spec types of the BlueGreenRelease resource (pure: no I/O, no clocks).
+
+``ReleaseSpec.from_dict`` applies the same defaults and rules as the CRD schema in
+``crds/bluegreenreleases.bluegreen.dev.yaml`` (a unit test keeps the two in step), plus the
+few rules an OpenAPI schema cannot express (minimum interval, git ref-name syntax, relative path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+GROUP = "bluegreen.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "bluegreenreleases"
+KIND = "BlueGreenRelease"
+
+LABEL_RELEASE = "bluegreen.dev/release"
+LABEL_COLOR = "bluegreen.dev/color"
+ANNOTATION_COMMIT = "bluegreen.dev/commit"
+ANNOTATION_TEMPLATE_HASH = "bluegreen.dev/template-hash"
+ANNOTATION_RECONCILE_AT = "bluegreen.dev/reconcile-at"
+RESERVED_PREFIX = "bluegreen.dev/"
+"""Label and annotation keys with this prefix belong to the operator."""
+
+FIELD_MANAGER = "bluegreen-operator"
+
+DEFAULT_BRANCH = "main"
+DEFAULT_INTERVAL = "30s"
+MIN_INTERVAL_SECONDS = 1.0
+DEFAULT_SCALE_DOWN_DELAY_SECONDS = 300
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+MAX_RELEASE_NAME_LENGTH = 63
+"""The release name is used as a label value, so it must fit in 63 characters."""
+
+DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{7,40}$")
+DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_URL_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "/")
+_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+RefKind = Literal["branch", "tag", "commit"]
+REF_KINDS: tuple[RefKind, ...] = ("branch", "tag", "commit")
+
+
+class Color(StrEnum):
+    """The two colours; a release's Deployments are ``<release>-blue`` and ``<release>-green``."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Color:
+        """The opposite colour."""
+        return Color.GREEN if self is Color.BLUE else Color.BLUE
+
+
+class SpecError(ValueError):
+    """An invalid BlueGreenRelease spec; ``field`` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class GitRef:
+    """What to follow in the repository: a branch, a tag or a fixed commit."""
+
+    kind: RefKind
+    name: str
+
+    def describe(self) -> str:
+        """Human form, e.g. ``branch main``."""
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """``spec.source``: where the Deployment manifest lives and how often to look."""
+
+    url: str
+    ref: GitRef
+    path: str
+    interval_seconds: float
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """A validated ``spec`` of a BlueGreenRelease, with defaults applied."""
+
+    source: SourceSpec
+    service: str
+    preview_service: str | None
+    scale_down_delay_seconds: int
+    progress_deadline_seconds: int
+    suspend: bool
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> ReleaseSpec:
+        """Validate ``spec`` (as stored in the resource) and apply the CRD's defaults.
+
+        Raises ``SpecError`` naming the first offending field.
+        """
+        _require_mapping(spec, "spec")
+        _refuse_unknown(
+            spec,
+            "spec",
+            {
+                "source",
+                "service",
+                "previewService",
+                "scaleDownDelaySeconds",
+                "progressDeadlineSeconds",
+                "suspend",
+            },
+        )
+        if "source" not in spec:
+            raise SpecError("spec.source", "is required")
+        source = _parse_source(spec["source"])
+        service = _dns1035(spec.get("service"), "spec.service", required=True)
+        assert service is not None
+        preview = _dns1035(spec.get("previewService"), "spec.previewService", required=False)
+        if preview == service:
+            raise SpecError("spec.previewService", f"must differ from spec.service ({service!r})")
+        return cls(
+            source=source,
+            service=service,
+            preview_service=preview,
+            scale_down_delay_seconds=_int(
+                spec.get("scaleDownDelaySeconds"),
+                "spec.scaleDownDelaySeconds",
+                default=DEFAULT_SCALE_DOWN_DELAY_SECONDS,
+                minimum=0,
+            ),
+            progress_deadline_seconds=_int(
+                spec.get("progressDeadlineSeconds"),
+                "spec.progressDeadlineSeconds",
+                default=DEFAULT_PROGRESS_DEADLINE_SECONDS,
+                minimum=1,
+            ),
+            suspend=_bool(spec.get("suspend"), "spec.suspend", default=False),
+        )
+
+
+def deployment_name(release: str, color: Color) -> str:
+    """Name of the Deployment that runs ``color`` of ``release``."""
+    return f"{release}-{color}"
+
+
+def check_release_name(name: str) -> None:
+    """Refuse a release name that cannot be used as a label value (longer than 63 characters)."""
+    if not name or len(name) > MAX_RELEASE_NAME_LENGTH:
+        raise SpecError(
+            "metadata.name",
+            f"must be 1 to {MAX_RELEASE_NAME_LENGTH} characters long (it is used as a label value)",
+        )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration such as ``30s``, ``5m``, ``1h``, ``1m30s`` or ``1.5s``.
+
+    Units are ``ms``, ``s``, ``m`` and ``h``; a bare number is refused.
+    """
+    if not isinstance(text, str) or not DURATION_RE.fullmatch(text):
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number with a unit (ms, s, m, h), "
+            "e.g. 30s, 5m, 1h or 1m30s"
+        )
+    return sum(float(num) * _DURATION_UNIT_SECONDS[unit] for num, unit in _DURATION_PART_RE.findall(text))
+
+
+def ref_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid git branch or tag name (``git check-ref-format`` rules), or None."""
+    if not name:
+        return "must not be empty"
+    if _REF_FORBIDDEN_RE.search(name):
+        return "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
+    if name.startswith("-"):
+        return "must not start with '-'"
+    if name == "@" or "@{" in name:
+        return "must not be '@' or contain '@{'"
+    if ".." in name or "//" in name or name.startswith("/") or name.endswith(("/", ".")):
+        return "must not contain '..' or '//', nor start with '/' or end with '/' or '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "no '/'-separated part may start with '.' or end with '.lock'"
+    return None
+
+
+def _parse_source(source: object) -> SourceSpec:
+    """Validate ``spec.source``."""
+    _require_mapping(source, "spec.source")
+    src = cast(Mapping[str, Any], source)
+    _refuse_unknown(src, "spec.source", {"url", "ref", "path", "interval"})
+
+    url = src.get("url")
+    if not isinstance(url, str) or not url:
+        raise SpecError("spec.source.url", "is required and must be a non-empty string")
+    if not url.startswith(_URL_PREFIXES) or url in _URL_PREFIXES:
+        raise SpecError(
+            "spec.source.url",
+            f"{url!r} must start with https://, http://, ssh://, git://, file:// or / (an absolute local path)",
+        )
+
+    path = src.get("path")
+    if not isinstance(path, str) or not path:
+        raise SpecError("spec.source.path", "is required and must be a non-empty string")
+    if path.startswith("/") or ".." in path.split("/"):
+        raise SpecError("spec.source.path", f"{path!r} must be relative to the repository root, without '..'")
+
+    interval_text = src.get("interval", DEFAULT_INTERVAL)
+    try:
+        interval = parse_duration(interval_text)
+    except ValueError as exc:
+        raise SpecError("spec.source.interval", str(exc)) from None
+    if interval < MIN_INTERVAL_SECONDS:
+        raise SpecError("spec.source.interval", f"{interval_text!r} is below the minimum of 1s")
+
+    return SourceSpec(url=url, ref=_parse_ref(src.get("ref")), path=path, interval_seconds=interval)
+
+
+def _parse_ref(ref: object) -> GitRef:
+    """Validate ``spec.source.ref``: exactly one of branch, tag or commit."""
+    if ref is None:
+        return GitRef("branch", DEFAULT_BRANCH)
+    _require_mapping(ref, "spec.source.ref")
+    mapping = cast(Mapping[str, Any], ref)
+    _refuse_unknown(mapping, "spec.source.ref", set(REF_KINDS))
+    kinds = [kind for kind in REF_KINDS if kind in mapping]
+    if len(kinds) != 1:
+        got = ", ".join(kinds) if kinds else "none"
+        raise SpecError("spec.source.ref", f"set exactly one of branch, tag or commit (got: {got})")
+    kind = kinds[0]
+    field = f"spec.source.ref.{kind}"
+    name = mapping[kind]
+    if not isinstance(name, str):
+        raise SpecError(field, "must be a string")
+    if kind == "commit":
+        if not COMMIT_RE.fullmatch(name):
+            raise SpecError(field, f"{name!r} must be 7 to 40 lowercase hex digits")
+    else:
+        problem = ref_name_problem(name)
+        if problem:
+            raise SpecError(field, f"{name!r} {problem}")
+    return GitRef(kind, name)
+
+
+def _require_mapping(value: object, field: str) -> None:
+    if not isinstance(value, Mapping):
+        raise SpecError(field, "must be an object")
+
+
+def _refuse_unknown(mapping: Mapping[str, Any], field: str, known: set[str]) -> None:
+    unknown = sorted(str(key) for key in mapping if key not in known)
+    if unknown:
+        raise SpecError(f"{field}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
+
+
+def _dns1035(value: object, field: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise SpecError(field, "is required")
+        return None
+    if not isinstance(value, str) or len(value) > 63 or not DNS1035_RE.fullmatch(value):
+        raise SpecError(
+            field,
+            f"{value!r} must be a DNS-1035 name: at most 63 lowercase letters, digits or '-', "
+            "starting with a letter and ending with a letter or digit",
+        )
+    return value
+
+
+def _int(value: object, field: str, *, default: int, minimum: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(field, f"{value!r} must be an integer")
+    if value < minimum:
+        raise SpecError(field, f"{value} must be at least {minimum}")
+    return value
+
+
+def _bool(value: object, field: str, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise SpecError(field, f"{value!r} must be true or false")
+    return value
