@@ -24,6 +24,8 @@ LABEL_COLOR = "bluegreen.dev/color"
 ANNOTATION_COMMIT = "bluegreen.dev/commit"
 ANNOTATION_TEMPLATE_HASH = "bluegreen.dev/template-hash"
 ANNOTATION_RECONCILE_AT = "bluegreen.dev/reconcile-at"
+ANNOTATION_ROLLOUT_STARTED_AT = "bluegreen.dev/rollout-started-at"
+ANNOTATION_ABANDONED_COMMIT = "bluegreen.dev/abandoned-commit"
 RESERVED_PREFIX = "bluegreen.dev/"
 """Label and annotation keys with this prefix belong to the operator."""
 
@@ -34,6 +36,8 @@ DEFAULT_INTERVAL = "30s"
 MIN_INTERVAL_SECONDS = 1.0
 DEFAULT_SCALE_DOWN_DELAY_SECONDS = 300
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+DELETION_POLICIES = ("Orphan", "Delete")
+DEFAULT_DELETION_POLICY = "Orphan"
 MAX_RELEASE_NAME_LENGTH = 63
 """The release name is used as a label value, so it must fit in 63 characters."""
 
@@ -71,6 +75,18 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReleaseRef:
+    """Identity of one BlueGreenRelease object."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class GitRef:
     """What to follow in the repository: a branch, a tag or a fixed commit."""
 
@@ -102,6 +118,13 @@ class ReleaseSpec:
     scale_down_delay_seconds: int
     progress_deadline_seconds: int
     suspend: bool
+    deletion_policy: str = DEFAULT_DELETION_POLICY
+
+    @property
+    def owns_deployments(self) -> bool:
+        """With deletionPolicy Delete the colour Deployments carry an ownerReference (garbage-collected with
+        the release); with Orphan (the default) they outlive it, so deleting a release never stops traffic."""
+        return self.deletion_policy == "Delete"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> ReleaseSpec:
@@ -120,6 +143,7 @@ class ReleaseSpec:
                 "scaleDownDelaySeconds",
                 "progressDeadlineSeconds",
                 "suspend",
+                "deletionPolicy",
             },
         )
         if "source" not in spec:
@@ -147,7 +171,16 @@ class ReleaseSpec:
                 minimum=1,
             ),
             suspend=_bool(spec.get("suspend"), "spec.suspend", default=False),
+            deletion_policy=_deletion_policy(spec.get("deletionPolicy")),
         )
+
+
+def _deletion_policy(value: object) -> str:
+    if value is None:
+        return DEFAULT_DELETION_POLICY
+    if value not in DELETION_POLICIES:
+        raise SpecError("spec.deletionPolicy", f"must be one of {', '.join(DELETION_POLICIES)}, not {value!r}")
+    return str(value)
 
 
 def deployment_name(release: str, color: Color) -> str:

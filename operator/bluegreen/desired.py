@@ -144,21 +144,30 @@ def parse_manifest(
 
     spec = _mapping(doc.get("spec"), "spec", where)
     replicas = spec.pop("replicas", 1)
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-        _invalid(where, f"spec.replicas must be a whole number >= 0, not {replicas!r}")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        _invalid(where, f"spec.replicas must be a whole number >= 1 (a colour with no replica cannot take "
+                        f"traffic), not {replicas!r}")
     _check_pod_spec(spec, where)
     return DesiredTemplate(
         spec=spec,
         replicas=replicas,
-        template_hash=hash_template(spec),
+        template_hash=hash_template(spec, labels=labels, annotations=annotations),
         labels=labels,
         annotations=annotations,
     )
 
 
-def hash_template(spec: Mapping[str, Any]) -> str:
-    """Short stable hash of a Deployment spec, ignoring ``replicas`` and key order."""
-    content = {key: value for key, value in spec.items() if key != "replicas"}
+def hash_template(
+    spec: Mapping[str, Any],
+    *,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> str:
+    """Short stable hash of a Deployment spec (and its metadata labels/annotations), ignoring ``replicas``
+    and key order: equal hashes mean equal Deployments, so a changed label in git is a new release too."""
+    content: dict[str, Any] = {key: value for key, value in spec.items() if key != "replicas"}
+    if labels or annotations:
+        content = {"spec": content, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 

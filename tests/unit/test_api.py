@@ -175,6 +175,7 @@ def test_from_dict_full() -> None:
         "scaleDownDelaySeconds": 0,
         "progressDeadlineSeconds": 1,
         "suspend": True,
+        "deletionPolicy": "Delete",
     }
     assert ReleaseSpec.from_dict(spec) == ReleaseSpec(
         source=SourceSpec(
@@ -188,6 +189,7 @@ def test_from_dict_full() -> None:
         scale_down_delay_seconds=0,
         progress_deadline_seconds=1,
         suspend=True,
+        deletion_policy="Delete",
     )
 
 
@@ -283,6 +285,7 @@ def test_from_dict_urls(url: str) -> None:
         ),
         pytest.param(spec_with(suspend="false"), "spec.suspend", id="suspend-string"),
         pytest.param(spec_with(suspend=0), "spec.suspend", id="suspend-int"),
+        pytest.param(spec_with(deletionPolicy="Cascade"), "spec.deletionPolicy", id="deletion-policy-unknown"),
         pytest.param(spec_with(replicas=3), "spec.replicas", id="unknown-field"),
     ],
 )

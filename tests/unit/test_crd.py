@@ -369,6 +369,7 @@ def test_crd_defaults_equal_from_dict_defaults() -> None:
         "scaleDownDelaySeconds": 300,
         "progressDeadlineSeconds": 600,
         "suspend": False,
+        "deletionPolicy": "Orphan",
     }
     assert ReleaseSpec.from_dict(defaulted) == ReleaseSpec.from_dict(MINIMAL)
 

@@ -1,0 +1,124 @@
+"""A level-triggered work queue over releases (in the manner of client-go's workqueue), on asyncio.
+
+Watch events only say *which* release to look at; every pass re-reads everything. A release is never
+reconciled by two workers at once; events that arrive meanwhile mark it dirty, so exactly one more pass
+follows. Each pass names when the next one is due (a scale-down time, a progress deadline, the git
+interval); failures are retried with a per-release exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bluegreen.api import ANNOTATION_RECONCILE_AT
+from bluegreen.log import get_logger
+
+Key = tuple[str, str]  # (namespace, name)
+ReconcileFn = Callable[[Mapping[str, Any]], float | None]
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 60.0
+
+
+class Controller:
+    """Keeps the latest body of each release and a queue of releases to reconcile."""
+
+    def __init__(self, reconcile: ReconcileFn, *, forget: Callable[[str, str], None] | None = None,
+                 workers: int = 4) -> None:
+        self._reconcile = reconcile
+        self._forget = forget
+        self._workers = workers
+        self._releases: dict[Key, Mapping[str, Any]] = {}
+        self._seen: dict[Key, tuple[Any, ...]] = {}
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.log = get_logger("bluegreen.controller")
+
+    # ---- what the watches report ----------------------------------------------------------------
+    def upsert(self, body: Mapping[str, Any]) -> None:
+        """A release was listed, added or changed; only spec/annotation changes (not our status) queue it."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        self._releases[key] = body
+        fingerprint = (meta.get("uid"), meta.get("generation"),
+                       (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
+        if self._seen.get(key) != fingerprint:
+            self._seen[key] = fingerprint
+            self.enqueue(key)
+
+    def remove(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._releases.pop(key, None)
+        self._seen.pop(key, None)
+        self._failures.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if self._forget is not None:
+            self._forget(namespace, name)
+
+    def service_changed(self, namespace: str, service: str) -> None:
+        for (ns, name), body in list(self._releases.items()):
+            spec = body.get("spec") or {}
+            if ns == namespace and service in (spec.get("service"), spec.get("previewService")):
+                self.enqueue((ns, name))
+
+    def releases(self) -> list[Key]:
+        return list(self._releases)
+
+    # ---- the queue ------------------------------------------------------------------------------
+    def enqueue(self, key: Key) -> None:
+        if key not in self._releases or key in self._queued:
+            return
+        self._queued.add(key)
+        if key not in self._active:
+            self._queue.put_nowait(key)
+
+    def enqueue_after(self, key: Key, delay: float) -> None:
+        previous = self._timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(max(0.0, delay), self.enqueue, key)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            body = self._releases.get(key)
+            if body is None:
+                continue
+            self._active.add(key)
+            try:
+                delay = await asyncio.to_thread(self._reconcile, body)
+                self._failures.pop(key, None)
+            except Exception as exc:  # a failed pass is retried with backoff; the error is logged, not fatal
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
+                self.log.warning("reconcile failed; retrying", release=key[1], namespace=key[0],
+                                 error=f"{type(exc).__name__}: {exc}"[:500], retry_in=delay)
+            finally:
+                self._active.discard(key)
+            if key in self._queued:  # events arrived while we worked: go again now
+                self._queue.put_nowait(key)
+            elif delay is not None and key in self._releases:
+                self.enqueue_after(key, delay)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(), name=f"bluegreen-worker-{i}") for i in range(self._workers)]
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

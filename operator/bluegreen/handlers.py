@@ -1,0 +1,83 @@
+"""kopf wiring: the only module that imports kopf. Thin: watch events feed the controller's queue.
+
+- BlueGreenRelease events keep the controller's copy of each release current (and queue it when its spec or
+  its ``bluegreen.dev/reconcile-at`` annotation changed);
+- events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
+  they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second.
+
+No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
+deleting a release never needs the operator.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from bluegreen.api import GROUP, LABEL_RELEASE, PLURAL, VERSION
+from bluegreen.controller import Controller
+from bluegreen.gitsource import GitSource
+from bluegreen.kube import KubeCluster, load_api_client
+from bluegreen.log import get_logger
+from bluegreen.reconciler import Reconciler
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "bluegreen" / "git"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BLUEGREEN_CACHE_DIR") or DEFAULT_CACHE_DIR)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Tune kopf (no own Events, watch streams that cannot die silently) and start the workers."""
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    if hasattr(settings.watching, "inactivity_timeout"):
+        settings.watching.inactivity_timeout = 600
+    settings.networking.request_timeout = 60
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    cluster = KubeCluster(load_api_client())
+    source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")))
+    reconciler = Reconciler(cluster, source)
+    controller = Controller(reconciler.reconcile, forget=reconciler.forget,
+                            workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
+    controller.start()
+    memo.controller = controller
+    get_logger().info("operator started", cache_dir=str(cache_dir()))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = getattr(memo, "controller", None)
+    if controller is not None:
+        await controller.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller = memo.controller
+    meta = body.get("metadata", {})
+    if type == "DELETED":
+        controller.remove(meta.get("namespace"), meta.get("name"))
+    else:
+        controller.upsert(copy.deepcopy(dict(body)))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
+async def deployment_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    memo.controller.enqueue((meta.get("namespace"), meta.get("labels", {}).get(LABEL_RELEASE)))
+
+
+@kopf.on.event("", "v1", "services")
+async def service_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    meta = body.get("metadata", {})
+    memo.controller.service_changed(meta.get("namespace"), meta.get("name"))

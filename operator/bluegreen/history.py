@@ -1,0 +1,52 @@
+"""The bounded release history kept in status: one entry per release attempt, newest first. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bluegreen.planner import Action, Plan
+
+MAX_ENTRIES = 20
+IN_PROGRESS = "InProgress"
+
+
+def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, summary: str, author: str,
+           now: datetime) -> list[dict[str, Any]]:
+    """History after performing ``step`` for ``commit``; unchanged for steps that are not release milestones."""
+    entries = [dict(e) for e in history]
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    starts = (step.action is Action.APPLY) or (step.action is Action.SCALE and step.reason == "ColdRollback")
+    if starts:
+        _finish_open(entries, "Superseded", stamp)
+        entries.insert(0, {"revision": commit, "message": summary, "author": author, "color": str(step.color),
+                           "startedAt": stamp, "outcome": IN_PROGRESS})
+    elif step.action is Action.SWITCH and step.reason in ("Promote", "Rollback"):
+        outcome = "RolledBack" if step.reason == "Rollback" else "Succeeded"
+        entry = _open_entry(entries, commit)
+        if entry is None:  # a warm rollback: nothing was started, the selector just moved back
+            _finish_open(entries, "Superseded", stamp)
+            entries.insert(0, {"revision": commit, "message": summary, "author": author, "color": str(step.color),
+                               "startedAt": stamp, "finishedAt": stamp, "outcome": outcome})
+        else:
+            entry.update(finishedAt=stamp, outcome=outcome, color=str(step.color))
+    elif step.action is Action.ABANDON:
+        entry = _open_entry(entries, commit)
+        if entry is not None:
+            entry.update(finishedAt=stamp, outcome="Abandoned")
+    return entries[:MAX_ENTRIES]
+
+
+def _open_entry(entries: list[dict[str, Any]], commit: str) -> dict[str, Any] | None:
+    for entry in entries:
+        if entry.get("outcome") == IN_PROGRESS and entry.get("revision") == commit:
+            return entry
+    return None
+
+
+def _finish_open(entries: list[dict[str, Any]], outcome: str, stamp: str) -> None:
+    for entry in entries:
+        if entry.get("outcome") == IN_PROGRESS:
+            entry.update(finishedAt=stamp, outcome=outcome)
+

@@ -1,0 +1,307 @@
+"""The release planner: desired template + observed cluster + now -> the one next action. Pure.
+
+The state of a release is re-derived on every pass from what the cluster shows: which colour the Service
+selects (``bluegreen.dev/color``), which template hash each colour's Deployment runs, how many replicas it
+has and whether all of them are updated, ready and available. Two facts that the cluster cannot show are
+remembered elsewhere: when the previous colour may be scaled down (``status.idleScaleDownAt`` of the
+release) and when the idle colour's rollout began (an annotation on that Deployment).
+
+Rules, in order (the first that applies decides):
+
+1. ``suspend`` freezes everything.
+2. No Service, nothing to do but wait for it.
+3. The active colour already runs the desired template: keep its replica count equal to the manifest's,
+   point the preview Service at the idle colour, keep the previous colour warm until its scale-down time,
+   then scale it to 0 (the Deployment stays, so it can come back).
+4. The other colour runs the desired template (a release under way, or a ``git revert`` to what the previous
+   colour still runs): scale it up if it was scaled down, wait until every replica is updated, ready and
+   available, then switch the selector to it. A warm previous colour is switched to at once (fast
+   rollback). A colour not available by the progress deadline is abandoned: scaled to 0 and marked with
+   the commit, so that commit is not tried again; the next commit tries again.
+5. No colour runs the desired template: apply it to the idle colour (blue for the first release). This also
+   supersedes a release under way, whose idle colour is simply overwritten.
+
+A hand-edited selector is healed by rules 3/4: the colour running the desired template is where traffic
+belongs. While the desired template is unknown (git or the manifest is broken), traffic stays where the
+release's status says it should be and nothing new is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from bluegreen.api import Color
+
+
+class Action(StrEnum):
+    """What the reconciler does next. One write per pass; WAIT and NONE write nothing to workloads."""
+
+    NONE = "None"
+    WAIT = "Wait"
+    APPLY = "Apply"  # create/update the idle colour's Deployment from the desired template
+    SCALE = "Scale"  # set a colour's replica count (cold rollback, manifest replica change)
+    SWITCH = "Switch"  # point the Service's bluegreen.dev/color at a colour
+    SWITCH_PREVIEW = "SwitchPreview"  # point the preview Service's bluegreen.dev/color at a colour
+    SCALE_DOWN = "ScaleDown"  # previous colour to 0 replicas after scaleDownDelaySeconds
+    ABANDON = "Abandon"  # idle colour missed its deadline: scale to 0 and mark the commit abandoned
+
+
+class Phase(StrEnum):
+    """Display-only summary of a release (never read back to decide anything)."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    SUSPENDED = "Suspended"
+
+
+@dataclass(frozen=True)
+class ColorState:
+    """One colour's Deployment as observed in the cluster."""
+
+    color: Color
+    exists: bool = False
+    template_hash: str | None = None
+    commit: str | None = None
+    replicas: int = 0  # spec.replicas
+    generation: int = 0
+    observed_generation: int = 0
+    status_replicas: int = 0  # all pods, old templates included
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    rollout_started_at: datetime | None = None
+    abandoned_commit: str | None = None
+
+    @property
+    def fully_available(self) -> bool:
+        """Every replica runs the current template and is ready and available; no old pod is left."""
+        return (
+            self.exists
+            and self.replicas > 0
+            and self.observed_generation >= self.generation
+            and self.status_replicas == self.replicas
+            and self.updated_replicas == self.replicas
+            and self.ready_replicas == self.replicas
+            and self.available_replicas == self.replicas
+        )
+
+    def describe_progress(self) -> str:
+        return (
+            f"{self.ready_replicas}/{self.replicas} ready, {self.available_replicas} available, "
+            f"{self.updated_replicas} updated"
+        )
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A Service as observed: does it exist and which colour does its selector name."""
+
+    name: str
+    exists: bool = False
+    color: Color | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the planner may know about the cluster and the release's own status."""
+
+    blue: ColorState
+    green: ColorState
+    service: ServiceState
+    preview: ServiceState | None = None
+    recorded_active: Color | None = None  # status.activeColor: used only while the desired template is unknown
+    scale_down_at: datetime | None = None  # status.idleScaleDownAt
+
+    def color(self, color: Color) -> ColorState:
+        return self.blue if color is Color.BLUE else self.green
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The release the git source asks for."""
+
+    commit: str
+    template_hash: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parts of the spec the planner needs."""
+
+    scale_down_delay_seconds: int
+    progress_deadline_seconds: int
+    suspend: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next action and how to present it; ``scale_down_at`` is the value to keep in status."""
+
+    action: Action
+    reason: str
+    message: str
+    phase: Phase
+    color: Color | None = None
+    replicas: int | None = None
+    requeue_after: float | None = None  # seconds until a time-based rule fires; None: wait for events
+    scale_down_at: datetime | None = None
+    active: Color | None = None  # the colour that serves (or is being made to serve) traffic after this plan
+    stalled: bool = False
+    details: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        return self.action not in (Action.NONE, Action.WAIT)
+
+
+def plan(desired: Desired | None, observed: Observed, settings: Settings, now: datetime) -> Plan:
+    """The one next step for a release (see the module docstring for the rules)."""
+    if settings.suspend:
+        return Plan(Action.NONE, "Suspended", "spec.suspend is true: no change is made", Phase.SUSPENDED,
+                    active=observed.service.color, scale_down_at=observed.scale_down_at)
+    if not observed.service.exists:
+        return Plan(Action.WAIT, "ServiceNotFound",
+                    f"Service {observed.service.name!r} does not exist; create it (the operator only switches "
+                    "its selector)", Phase.DEGRADED, active=None, stalled=True)
+    if desired is None:
+        return _hold(observed, settings, now)
+
+    active = observed.service.color
+    if active is not None and observed.color(active).template_hash == desired.template_hash:
+        return _serving(desired, observed, settings, now, active)
+    target = _color_running(desired, observed)
+    if target is not None:
+        return _promote(desired, observed, settings, now, target)
+    idle = active.other if active is not None else _first_color(observed)
+    return Plan(Action.APPLY, "NewRelease",
+                f"applying commit {desired.commit[:12]} to the idle colour {idle}", Phase.PROGRESSING,
+                color=idle, replicas=desired.replicas, active=active, scale_down_at=None)
+
+
+def _first_color(observed: Observed) -> Color:
+    """Colour for a release when the Service selects none: one already holding pods of ours, else blue."""
+    if observed.green.exists and observed.green.replicas > 0 and not observed.blue.exists:
+        return Color.GREEN
+    return Color.BLUE
+
+
+def _color_running(desired: Desired, observed: Observed) -> Color | None:
+    for state in (observed.blue, observed.green):
+        if state.exists and state.template_hash == desired.template_hash:
+            return state.color
+    return None
+
+
+def _serving(desired: Desired, observed: Observed, settings: Settings, now: datetime, active: Color) -> Plan:
+    """Rule 3: the active colour runs the desired template."""
+    current = observed.color(active)
+    if current.replicas != desired.replicas:
+        return Plan(Action.SCALE, "ReplicasChanged",
+                    f"scaling the active colour {active} from {current.replicas} to {desired.replicas} replicas",
+                    Phase.PROGRESSING, color=active, replicas=desired.replicas, active=active,
+                    scale_down_at=observed.scale_down_at)
+    phase = Phase.HEALTHY if current.fully_available else Phase.DEGRADED
+    step, deadline = _scale_down_step(observed, settings, now, active, phase)
+    if step is not None:
+        return step
+    preview = _preview_step(observed, target=active.other, active=active, keep=deadline)
+    if preview is not None:
+        return preview
+    if deadline is None:
+        return Plan(Action.NONE, "Released", f"{active} serves commit {desired.commit[:12]}", phase,
+                    active=active)
+    return Plan(Action.WAIT, "PreviousColorWarm",
+                f"{active} serves commit {desired.commit[:12]}; {active.other} stays warm for instant rollback "
+                f"until {deadline:%Y-%m-%dT%H:%M:%SZ}", phase, active=active,
+                requeue_after=(deadline - now).total_seconds(), scale_down_at=deadline)
+
+
+def _scale_down_step(observed: Observed, settings: Settings, now: datetime, active: Color,
+                     phase: Phase) -> tuple[Plan | None, datetime | None]:
+    """Scale the previous colour down once its delay has passed; else (None, its scale-down time or None)."""
+    idle = observed.color(active.other)
+    if not idle.exists or idle.replicas == 0:
+        return None, None
+    deadline = observed.scale_down_at or now + timedelta(seconds=settings.scale_down_delay_seconds)
+    if now < deadline:
+        return None, deadline
+    return Plan(Action.SCALE_DOWN, "ScaleDownDelayPassed",
+                f"scaling the previous colour {idle.color} to 0 (scaleDownDelaySeconds "
+                f"{settings.scale_down_delay_seconds}s passed)",
+                phase, color=idle.color, replicas=0, active=active, scale_down_at=None), None
+
+
+def _promote(desired: Desired, observed: Observed, settings: Settings, now: datetime, target: Color) -> Plan:
+    """Rule 4: the non-serving colour runs the desired template; bring it up, then switch to it."""
+    state = observed.color(target)
+    active = observed.service.color
+    keep = observed.scale_down_at
+    if state.abandoned_commit == desired.commit:
+        return Plan(Action.WAIT, "ProgressDeadlineExceeded",
+                    f"commit {desired.commit[:12]} was abandoned on {target}: it did not become available within "
+                    f"{settings.progress_deadline_seconds}s; push a new commit to try again",
+                    Phase.DEGRADED, active=active, scale_down_at=keep, stalled=True)
+    if state.replicas != desired.replicas:
+        kind = "ReplicasChanged"
+        if state.replicas == 0:
+            kind = "Retry" if state.abandoned_commit else "ColdRollback"
+        return Plan(Action.SCALE, kind,
+                    f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} replicas",
+                    Phase.PROGRESSING, color=target, replicas=desired.replicas, active=active, scale_down_at=keep)
+    preview = _preview_step(observed, target=target, active=active, keep=keep)
+    if preview is not None:
+        return preview
+    if state.fully_available:
+        # The colour was brought up for an earlier commit with the same template: a revert, served warm.
+        rollback = state.commit is not None and state.commit != desired.commit
+        return Plan(Action.SWITCH, "Rollback" if rollback else "Promote",
+                    f"switching Service {observed.service.name!r} to {target} (commit {desired.commit[:12]}): "
+                    f"all {state.replicas} replicas ready and available", Phase.PROGRESSING, color=target,
+                    active=target, scale_down_at=now + timedelta(seconds=settings.scale_down_delay_seconds))
+    started = state.rollout_started_at or now
+    deadline = started + timedelta(seconds=settings.progress_deadline_seconds)
+    if now >= deadline:
+        return Plan(Action.ABANDON, "ProgressDeadlineExceeded",
+                    f"{target} did not become available within {settings.progress_deadline_seconds}s "
+                    f"({state.describe_progress()}); abandoning commit {desired.commit[:12]}, traffic stays on "
+                    f"{active or 'the current pods'}", Phase.DEGRADED, color=target, replicas=0, active=active,
+                    scale_down_at=keep, stalled=True)
+    return Plan(Action.WAIT, "WaitingForAvailability",
+                f"waiting for {target} to become available ({state.describe_progress()}) before switching",
+                Phase.PROGRESSING, color=target, active=active,
+                requeue_after=(deadline - now).total_seconds(), scale_down_at=keep)
+
+
+def _hold(observed: Observed, settings: Settings, now: datetime) -> Plan:
+    """The desired template is unknown: keep traffic where it was and only run the timers."""
+    active = observed.service.color
+    recorded = observed.recorded_active
+    if recorded is not None and active != recorded and observed.color(recorded).fully_available:
+        return Plan(Action.SWITCH, "SelectorDrift",
+                    f"Service {observed.service.name!r} selects {active or 'no colour'}; restoring {recorded}",
+                    Phase.DEGRADED, color=recorded, active=recorded, scale_down_at=observed.scale_down_at)
+    if active is None:
+        return Plan(Action.WAIT, "SourceNotReady", "waiting for a valid manifest in git", Phase.PENDING)
+    step, deadline = _scale_down_step(observed, settings, now, active, Phase.DEGRADED)
+    if step is not None:
+        return step
+    remaining = (deadline - now).total_seconds() if deadline is not None else None
+    return Plan(Action.WAIT, "SourceNotReady", f"{active} keeps serving while the source is not ready",
+                Phase.DEGRADED, active=active, requeue_after=remaining, scale_down_at=deadline)
+
+
+def _preview_step(observed: Observed, *, target: Color, active: Color | None,
+                  keep: datetime | None) -> Plan | None:
+    """Point the preview Service (if any) at the colour that does not serve (or is about to serve) traffic."""
+    preview = observed.preview
+    if preview is None or not preview.exists or preview.color == target:
+        return None
+    return Plan(Action.SWITCH_PREVIEW, "PreviewSwitch",
+                f"pointing preview Service {preview.name!r} at the idle colour {target}",
+                Phase.PROGRESSING if active != target.other else Phase.HEALTHY, color=target, active=active,
+                scale_down_at=keep)

@@ -1,0 +1,314 @@
+"""The planner as a table of named cases, then convergence and idempotence over simulated passes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bluegreen.api import Color
+from bluegreen.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+H1, H2, H3 = "hash1", "hash2", "hash3"
+C1, C2, C3, C4 = "1" * 40, "2" * 40, "3" * 40, "4" * 40
+SETTINGS = Settings(scale_down_delay_seconds=300, progress_deadline_seconds=600)
+BLUE, GREEN = Color.BLUE, Color.GREEN
+
+
+def ready(color: Color, template: str, commit: str, replicas: int = 3, **extra: object) -> ColorState:
+    """A Deployment whose every replica runs its template and is ready and available."""
+    fields: dict[str, object] = dict(
+        color=color, exists=True, template_hash=template, commit=commit, replicas=replicas, generation=2,
+        observed_generation=2, status_replicas=replicas, updated_replicas=replicas, ready_replicas=replicas,
+        available_replicas=replicas, rollout_started_at=NOW - timedelta(minutes=30))
+    fields.update(extra)
+    return ColorState(**fields)  # type: ignore[arg-type]
+
+
+def rolling(color: Color, template: str, commit: str, ready_count: int, replicas: int = 3,
+            started: timedelta = timedelta(seconds=20), **extra: object) -> ColorState:
+    return ready(color, template, commit, replicas, ready_replicas=ready_count, available_replicas=ready_count,
+                 rollout_started_at=NOW - started, **extra)
+
+
+def cold(color: Color, template: str, commit: str) -> ColorState:
+    return ready(color, template, commit, replicas=0)
+
+
+def absent(color: Color) -> ColorState:
+    return ColorState(color=color)
+
+
+def observed(blue: ColorState | None = None, green: ColorState | None = None, selects: Color | None = None,
+             service: bool = True, preview: ServiceState | None = None, recorded: Color | None = None,
+             scale_down_at: datetime | None = None) -> Observed:
+    return Observed(blue=blue or absent(BLUE), green=green or absent(GREEN),
+                    service=ServiceState("shop", exists=service, color=selects), preview=preview,
+                    recorded_active=recorded, scale_down_at=scale_down_at)
+
+
+def want(template: str, commit: str, replicas: int = 3) -> Desired:
+    return Desired(commit=commit, template_hash=template, replicas=replicas)
+
+
+# (id, desired, observed, settings, expected action, expected colour, expected reason)
+CASES = [
+    ("suspend-freezes-a-new-commit", want(H2, C2), observed(ready(BLUE, H1, C1), selects=BLUE),
+     replace(SETTINGS, suspend=True), Action.NONE, None, "Suspended"),
+    ("missing-service-stalls", want(H1, C1), observed(service=False), SETTINGS,
+     Action.WAIT, None, "ServiceNotFound"),
+    ("first-release-applies-blue", want(H1, C1), observed(), SETTINGS, Action.APPLY, BLUE, "NewRelease"),
+    ("first-release-waits-for-readiness", want(H1, C1), observed(rolling(BLUE, H1, C1, 1)), SETTINGS,
+     Action.WAIT, BLUE, "WaitingForAvailability"),
+    ("first-release-switches-when-available", want(H1, C1), observed(ready(BLUE, H1, C1)), SETTINGS,
+     Action.SWITCH, BLUE, "Promote"),
+    ("released-and-settled", want(H1, C1), observed(ready(BLUE, H1, C1), selects=BLUE), SETTINGS,
+     Action.NONE, None, "Released"),
+    ("commit-without-template-change-does-nothing", want(H1, C2), observed(ready(BLUE, H1, C1), selects=BLUE),
+     SETTINGS, Action.NONE, None, "Released"),
+    ("new-template-goes-to-idle-green", want(H2, C2), observed(ready(BLUE, H1, C1), selects=BLUE), SETTINGS,
+     Action.APPLY, GREEN, "NewRelease"),
+    ("new-template-overwrites-cold-idle", want(H2, C2),
+     observed(ready(BLUE, H1, C1), cold(GREEN, H3, C3), selects=BLUE), SETTINGS, Action.APPLY, GREEN, "NewRelease"),
+    ("partly-ready-idle-is-not-switched-to", want(H2, C2),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 2), selects=BLUE), SETTINGS,
+     Action.WAIT, GREEN, "WaitingForAvailability"),
+    ("old-pods-still-present-is-not-switched-to", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, status_replicas=4, rollout_started_at=NOW), selects=BLUE), SETTINGS,
+     Action.WAIT, GREEN, "WaitingForAvailability"),
+    ("unobserved-generation-is-not-switched-to", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, generation=3, rollout_started_at=NOW), selects=BLUE), SETTINGS,
+     Action.WAIT, GREEN, "WaitingForAvailability"),
+    ("fully-available-idle-is-switched-to", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE), SETTINGS, Action.SWITCH, GREEN, "Promote"),
+    ("previous-colour-stays-warm", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, scale_down_at=NOW + timedelta(seconds=100)),
+     SETTINGS, Action.WAIT, None, "PreviousColorWarm"),
+    ("previous-colour-scaled-down-after-delay", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, scale_down_at=NOW - timedelta(seconds=1)),
+     SETTINGS, Action.SCALE_DOWN, BLUE, "ScaleDownDelayPassed"),
+    ("zero-delay-scales-down-at-once", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN),
+     replace(SETTINGS, scale_down_delay_seconds=0), Action.SCALE_DOWN, BLUE, "ScaleDownDelayPassed"),
+    ("lost-scale-down-time-restarts-the-delay", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN), SETTINGS,
+     Action.WAIT, None, "PreviousColorWarm"),
+    ("warm-revert-switches-back-at-once", want(H1, C3),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, scale_down_at=NOW + timedelta(seconds=100)),
+     SETTINGS, Action.SWITCH, BLUE, "Rollback"),
+    ("cold-revert-scales-the-old-colour-up", want(H1, C3),
+     observed(cold(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN), SETTINGS, Action.SCALE, BLUE, "ColdRollback"),
+    ("cold-revert-waits-for-readiness", want(H1, C3),
+     observed(rolling(BLUE, H1, C1, 0), ready(GREEN, H2, C2), selects=GREEN), SETTINGS,
+     Action.WAIT, BLUE, "WaitingForAvailability"),
+    ("deadline-missed-abandons-the-idle-colour", want(H2, C2),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1, started=timedelta(seconds=601)), selects=BLUE),
+     SETTINGS, Action.ABANDON, GREEN, "ProgressDeadlineExceeded"),
+    ("abandoned-template-is-not-retried", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     Action.WAIT, None, "ProgressDeadlineExceeded"),
+    ("next-commit-after-abandon-tries-again", want(H3, C3),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     Action.APPLY, GREEN, "NewRelease"),
+    ("same-template-in-a-new-commit-after-abandon-retries", want(H2, C3),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     Action.SCALE, GREEN, "Retry"),
+    ("newer-commit-supersedes-release-under-way", want(H3, C3),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE), SETTINGS,
+     Action.APPLY, GREEN, "NewRelease"),
+    ("hand-edited-selector-is-corrected", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE, scale_down_at=NOW + timedelta(seconds=50)),
+     SETTINGS, Action.SWITCH, GREEN, "Promote"),
+    ("removed-selector-key-is-restored", want(H1, C1), observed(ready(BLUE, H1, C1)), SETTINGS,
+     Action.SWITCH, BLUE, "Promote"),
+    ("replica-change-scales-the-active-colour", want(H1, C2, replicas=5),
+     observed(ready(BLUE, H1, C1), selects=BLUE), SETTINGS, Action.SCALE, BLUE, "ReplicasChanged"),
+    ("broken-source-keeps-serving", None, observed(ready(BLUE, H1, C1), selects=BLUE, recorded=BLUE), SETTINGS,
+     Action.WAIT, None, "SourceNotReady"),
+    ("broken-source-still-heals-the-selector", None,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, recorded=BLUE), SETTINGS,
+     Action.SWITCH, BLUE, "SelectorDrift"),
+    ("broken-source-still-scales-down-on-time", None,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE, recorded=BLUE,
+              scale_down_at=NOW - timedelta(seconds=1)), SETTINGS, Action.SCALE_DOWN, GREEN, "ScaleDownDelayPassed"),
+    ("broken-source-before-first-release-waits", None, observed(), SETTINGS, Action.WAIT, None, "SourceNotReady"),
+    ("preview-follows-the-colour-being-released", want(H2, C2),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE,
+              preview=ServiceState("shop-preview", exists=True, color=BLUE)), SETTINGS,
+     Action.SWITCH_PREVIEW, GREEN, "PreviewSwitch"),
+    ("preview-moves-to-the-new-idle-after-switch", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, scale_down_at=NOW + timedelta(seconds=5),
+              preview=ServiceState("shop-preview", exists=True, color=GREEN)), SETTINGS,
+     Action.SWITCH_PREVIEW, BLUE, "PreviewSwitch"),
+    ("missing-preview-service-is-ignored", want(H2, C2),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE,
+              preview=ServiceState("shop-preview", exists=False)), SETTINGS,
+     Action.WAIT, GREEN, "WaitingForAvailability"),
+]
+
+
+@pytest.mark.parametrize(("desired", "seen", "settings", "action", "color", "reason"),
+                         [pytest.param(*case[1:], id=case[0]) for case in CASES])
+def test_rule(desired: Desired | None, seen: Observed, settings: Settings, action: Action, color: Color | None,
+              reason: str) -> None:
+    result = plan(desired, seen, settings, NOW)
+    assert (result.action, result.reason) == (action, reason), result.message
+    if color is not None:
+        assert result.color == color
+    assert plan(desired, seen, settings, NOW) == result, "planning must be deterministic"
+
+
+def test_switch_starts_the_scale_down_delay() -> None:
+    result = plan(want(H2, C2), observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE), SETTINGS, NOW)
+    assert result.scale_down_at == NOW + timedelta(seconds=300)
+    assert result.active == GREEN
+
+
+def test_waits_report_when_to_look_again() -> None:
+    warm = plan(want(H2, C2), observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN,
+                                       scale_down_at=NOW + timedelta(seconds=42)), SETTINGS, NOW)
+    assert warm.requeue_after == pytest.approx(42)
+    progressing = plan(want(H2, C2), observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 0), selects=BLUE),
+                       SETTINGS, NOW)
+    assert progressing.requeue_after == pytest.approx(600 - 20)
+    assert progressing.phase is Phase.PROGRESSING
+
+
+def test_abandon_and_missing_service_are_stalled() -> None:
+    abandon = plan(want(H2, C2), observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1, started=timedelta(hours=1)),
+                                          selects=BLUE), SETTINGS, NOW)
+    assert abandon.stalled and abandon.replicas == 0 and abandon.active == BLUE
+    assert plan(want(H1, C1), observed(service=False), SETTINGS, NOW).stalled
+
+
+# ---- convergence over simulated passes ------------------------------------------------------------------
+class World:
+    """A tiny cluster model: applies a plan's effect the way the reconciler and Kubernetes would."""
+
+    def __init__(self, seen: Observed, now: datetime = NOW) -> None:
+        self.seen = seen
+        self.now = now
+        self.writes: list[tuple[Action, Color | None]] = []
+
+    def set_color(self, state: ColorState) -> None:
+        key = "blue" if state.color is BLUE else "green"
+        self.seen = replace(self.seen, **{key: state})
+
+    def apply(self, step: Plan, desired: Desired) -> None:
+        self.writes.append((step.action, step.color))
+        state = self.seen.color(step.color) if step.color else None
+        if step.action is Action.APPLY:
+            assert step.color is not None and step.replicas is not None
+            self.set_color(ColorState(color=step.color, exists=True, template_hash=desired.template_hash,
+                                      commit=desired.commit, replicas=step.replicas,
+                                      generation=(state.generation if state else 0) + 1,
+                                      rollout_started_at=self.now))
+        elif step.action in (Action.SCALE, Action.SCALE_DOWN, Action.ABANDON):
+            assert state is not None and step.replicas is not None
+            started = self.now if step.color != self.seen.service.color else state.rollout_started_at
+            self.set_color(replace(state, replicas=step.replicas, generation=state.generation + 1,
+                                   rollout_started_at=started, abandoned_commit=desired.commit
+                                   if step.action is Action.ABANDON else None))
+        elif step.action is Action.SWITCH:
+            self.seen = replace(self.seen, service=replace(self.seen.service, color=step.color))
+        elif step.action is Action.SWITCH_PREVIEW:
+            assert self.seen.preview is not None
+            self.seen = replace(self.seen, preview=replace(self.seen.preview, color=step.color))
+        self.seen = replace(self.seen, scale_down_at=step.scale_down_at, recorded_active=step.active)
+
+    def kubernetes_rolls_out(self) -> None:
+        """The deployment controller and kubelet make every replica ready."""
+        for state in (self.seen.blue, self.seen.green):
+            if state.exists:
+                self.set_color(replace(state, observed_generation=state.generation, status_replicas=state.replicas,
+                                       updated_replicas=state.replicas, ready_replicas=state.replicas,
+                                       available_replicas=state.replicas))
+
+    def run(self, desired: Desired, limit: int = 20) -> Plan:
+        """Plan/act until nothing is left to do; time jumps over waits; fails on a repeated write."""
+        for _ in range(limit):
+            step = plan(desired, self.seen, SETTINGS, self.now)
+            self.seen = replace(self.seen, scale_down_at=step.scale_down_at)  # status is saved every pass
+            if step.writes:
+                assert self.writes[-1:] != [(step.action, step.color)] or step.action is Action.SWITCH_PREVIEW, \
+                    f"the same write twice in a row: {step}"
+                self.apply(step, desired)
+            elif step.reason == "WaitingForAvailability":
+                self.kubernetes_rolls_out()
+            elif step.requeue_after is not None:
+                self.now += timedelta(seconds=step.requeue_after)
+            else:
+                return step
+        raise AssertionError(f"no convergence after {limit} passes: {self.writes}")
+
+
+STARTS = [
+    pytest.param(observed(), id="empty-cluster"),
+    pytest.param(observed(ready(BLUE, H1, C1), selects=BLUE), id="blue-serving"),
+    pytest.param(observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN,
+                          scale_down_at=NOW + timedelta(seconds=30)), id="green-serving-blue-warm"),
+    pytest.param(observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE), id="release-under-way"),
+    pytest.param(observed(cold(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN), id="blue-cold"),
+    pytest.param(observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=None), id="selector-key-removed"),
+    pytest.param(observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE,
+                          preview=ServiceState("shop-preview", exists=True)), id="with-preview"),
+]
+TARGETS = [pytest.param(want(t, c), id=f"to-{t}") for t, c in ((H1, C4), (H2, C4), (H3, C4))]
+
+
+@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize("desired", TARGETS)
+def test_converges_to_the_desired_template_with_one_colour_up(start: Observed, desired: Desired) -> None:
+    world = World(start)
+    final = world.run(desired)
+    active = world.seen.service.color
+    assert final.action is Action.NONE and final.reason == "Released"
+    assert active is not None and world.seen.color(active).template_hash == desired.template_hash
+    assert world.seen.color(active).fully_available
+    assert world.seen.color(active.other).replicas == 0, "the previous colour is scaled down in the end"
+    assert world.writes.count((Action.SWITCH, active)) <= 1, "exactly one cut-over to the serving colour"
+    if world.seen.preview is not None:
+        assert world.seen.preview.color == active.other
+    assert plan(desired, world.seen, SETTINGS, world.now) == final, "re-planning a settled release changes nothing"
+
+
+def test_traffic_only_moves_to_fully_available_colours() -> None:
+    world = World(observed(ready(BLUE, H1, C1), selects=BLUE))
+    desired = want(H2, C2)
+    for _ in range(20):
+        step = plan(desired, world.seen, SETTINGS, world.now)
+        if step.action is Action.SWITCH:
+            assert step.color is not None and world.seen.color(step.color).fully_available
+        if step.writes:
+            world.apply(step, desired)
+        elif step.reason == "WaitingForAvailability":
+            world.kubernetes_rolls_out()
+        elif step.requeue_after:
+            world.now += timedelta(seconds=step.requeue_after)
+        else:
+            break
+    assert world.seen.service.color == GREEN
+
+
+def test_warm_rollback_writes_nothing_but_the_selector() -> None:
+    world = World(observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN,
+                           scale_down_at=NOW + timedelta(seconds=200)))
+    step = plan(want(H1, C3), world.seen, SETTINGS, NOW)
+    assert (step.action, step.color) == (Action.SWITCH, BLUE)
+
+
+def test_never_ready_release_is_abandoned_and_traffic_stays() -> None:
+    world = World(observed(ready(BLUE, H1, C1), selects=BLUE))
+    desired = want(H2, C2)
+    world.apply(plan(desired, world.seen, SETTINGS, world.now), desired)  # APPLY green, never becomes ready
+    step = plan(desired, world.seen, SETTINGS, world.now)
+    assert step.reason == "WaitingForAvailability"
+    world.now += timedelta(seconds=step.requeue_after or 0)
+    abandon = plan(desired, world.seen, SETTINGS, world.now)
+    assert abandon.action is Action.ABANDON
+    world.apply(abandon, desired)
+    after = plan(desired, world.seen, SETTINGS, world.now)
+    assert after.action is Action.WAIT and after.stalled
+    assert world.seen.service.color == BLUE and world.seen.green.replicas == 0
