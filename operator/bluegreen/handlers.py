@@ -37,6 +37,8 @@ def cache_dir() -> Path:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Tune kopf (no own Events, watch streams that cannot die silently) and start the workers."""
     settings.posting.enabled = False
+    # Least privilege: no right to list CRDs or namespaces, so no dynamic scanning (install the CRD first).
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
