@@ -287,9 +287,9 @@ class Cluster:
             status = self.status(name)
             ready = self.condition("Ready", name).get("status") == "True"
             active = status.get("activeColor")
-            if status.get("activeRevision") == commit and ready and (color is None or active == color):
-                if self.selector().get("bluegreen.dev/color") == active:
-                    return str(active)
+            wanted = status.get("activeRevision") == commit and ready and (color is None or active == color)
+            if wanted and self.selector().get("bluegreen.dev/color") == active:
+                return str(active)
             return None
         return wait_until(serving, timeout=timeout, what=f"commit {commit[:12]} serving (status {self.status(name)})")
 

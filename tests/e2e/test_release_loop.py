@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import Cluster, GitRepo, Operator
 from waiting import wait_until
+
+from conftest import Cluster, GitRepo, Operator
 
 
 def test_first_release_comes_up_blue_and_takes_traffic(cluster: Cluster, repo: GitRepo, operator: Operator) -> None:
