@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONTROLPLANE := $(PY) tests/cluster/controlplane.py
 
-.PHONY: test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+## demo: start the local control plane (built once), then release v1, v2 and revert v2 with timings.
+demo: $(STAMP)
+	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) demo/demo.py
+
+.PHONY: demo test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +27,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check operator tests benchmarks
+	$(VENV)/bin/ruff check operator tests benchmarks demo
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)

@@ -1,0 +1,227 @@
+"""`make demo`: a git repository becomes blue/green releases on a real (local) Kubernetes control plane.
+
+Steps: install the CRD, create a git repository with a sample app, a namespace and its Service, start the
+operator, then release v1, release v2, and `git revert` v2 - printing what happens with timings (commit,
+idle colour ready, selector switched) and `kubectl get bgr` after each step.
+
+Runs against $KUBECONFIG (the Makefile starts the local control plane and sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "bluegreen-demo"
+GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
+GIT_ENV = {"GIT_AUTHOR_NAME": "Demo Dev", "GIT_AUTHOR_EMAIL": "dev@demo.local", "GIT_COMMITTER_NAME": "Demo Dev",
+           "GIT_COMMITTER_EMAIL": "dev@demo.local", "GIT_CONFIG_NOSYSTEM": "1"}
+MANIFEST = (Path(__file__).parent / "app" / "deployment.yaml").read_text()
+T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {text}", flush=True)
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def kubectl_get_bgr() -> None:
+    result = subprocess.run(["kubectl", "-n", NAMESPACE, "get", "bgr"], capture_output=True, text=True)
+    print("\n$ kubectl -n bluegreen-demo get bgr")
+    print((result.stdout or result.stderr).rstrip() + "\n", flush=True)
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        config.load_kube_config()
+        self.api = client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.workdir = workdir
+        self.repo = workdir / "deploy-repo"
+        self.operator: subprocess.Popen[bytes] | None = None
+
+    # ---- set-up ------------------------------------------------------------------------------------
+    def install_crd(self) -> None:
+        ext = client.ApiextensionsV1Api(self.api)
+        body = yaml.safe_load((ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml").read_text())
+        try:
+            current = ext.read_custom_resource_definition(body["metadata"]["name"])
+            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            ext.replace_custom_resource_definition(body["metadata"]["name"], body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            ext.create_custom_resource_definition(body)
+        while not any(c.type == "Established" and c.status == "True" for c in
+                      ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []):
+            time.sleep(0.2)
+        say("CRD bluegreenreleases.bluegreen.dev installed (kubectl apply -f crds/)")
+
+    def fresh_namespace(self) -> None:
+        try:
+            self.core.delete_namespace(NAMESPACE)
+            say(f"deleting the namespace {NAMESPACE} left by an earlier demo")
+            while True:
+                self.core.read_namespace(NAMESPACE)
+                time.sleep(0.5)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self.core.create_namespace({"metadata": {"name": NAMESPACE}})
+        while not (sa := self.core.list_namespaced_service_account(NAMESPACE).items) or not sa[0].secrets:
+            time.sleep(0.1)
+        self.core.create_namespaced_service(NAMESPACE, {
+            "metadata": {"name": "shop"},
+            "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+        say(f"namespace {NAMESPACE} with Service shop (selector app=shop) created")
+
+    def init_repo(self) -> None:
+        (self.repo / "apps" / "shop").mkdir(parents=True)
+        git(self.repo, "init", "-q", "-b", "main")
+        say(f"git repository {self.repo}")
+
+    def start_operator(self) -> None:
+        log = open(self.workdir / "operator.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
+        env = {**os.environ, "BLUEGREEN_CACHE_DIR": str(self.workdir / "cache")}
+        self.operator = subprocess.Popen(
+            [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", NAMESPACE, "--log-format", "json"],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+        say(f"operator started: bluegreen run --namespace {NAMESPACE} (log: {self.workdir / 'operator.log'})")
+
+    def stop_operator(self) -> None:
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.send_signal(signal.SIGTERM)
+            self.operator.wait(timeout=20)
+
+    # ---- releases ----------------------------------------------------------------------------------
+    def commit(self, version: str, message: str) -> str:
+        text = MANIFEST.replace("registry.local/shop:v1", f"registry.local/shop:{version}")
+        (self.repo / "apps" / "shop" / "deployment.yaml").write_text(text)
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-q", "-m", message)
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def create_release(self) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "BlueGreenRelease", "metadata": {"name": "shop"},
+            "spec": {"source": {"url": str(self.repo), "ref": {"branch": "main"},
+                                "path": "apps/shop/deployment.yaml", "interval": "30s"},
+                     "service": "shop", "scaleDownDelaySeconds": 120, "progressDeadlineSeconds": 120}})
+
+    def check_now(self) -> None:
+        """What `bluegreen reconcile shop` (or a push webhook) does: ask the operator to read git now."""
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "shop", {
+            "metadata": {"annotations": {"bluegreen.dev/reconcile-at": str(time.time_ns())}}})
+
+    def selector_color(self) -> str | None:
+        return (self.core.read_namespaced_service("shop", NAMESPACE).spec.selector or {}).get("bluegreen.dev/color")
+
+    def deployment(self, color: str) -> Any:
+        try:
+            return self.apps.read_namespaced_deployment(f"shop-{color}", NAMESPACE)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    @staticmethod
+    def is_ready(d: Any) -> bool:
+        return d is not None and bool(d.spec.replicas) and \
+            (d.status.ready_replicas or 0) == d.spec.replicas == (d.status.updated_replicas or 0)
+
+    def follow(self, commit: str, expect: str, started: float, timeout: float = 120) -> None:
+        """Watch the colour `expect` become ready and the selector switch; print when each happens."""
+        ready_at = switched_at = None
+        if self.is_ready(self.deployment(expect)):
+            ready_at = started
+            say(f"  {expect} is still warm (all replicas ready): nothing to bring up")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and switched_at is None:
+            d = self.deployment(expect)
+            if ready_at is None and self.is_ready(d):
+                ready_at = time.monotonic()
+                say(f"  {expect} ready: {d.status.ready_replicas}/{d.spec.replicas} replicas "
+                    f"(+{ready_at - started:.2f}s after the commit)")
+            if self.selector_color() == expect:
+                switched_at = time.monotonic()
+                ready_at = ready_at or switched_at
+                say(f"  Service shop switched to {expect} (+{switched_at - started:.2f}s after the commit, "
+                    f"{(switched_at - ready_at) * 1000:.0f} ms after {expect} was ready)")
+            time.sleep(0.02)
+        if switched_at is None:
+            raise SystemExit(f"demo: {expect} did not take traffic within {timeout}s; see the operator log")
+        while self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "shop").get(
+                "status", {}).get("activeRevision") != commit:
+            time.sleep(0.05)
+
+    def run(self) -> None:
+        self.install_crd()
+        self.fresh_namespace()
+        self.init_repo()
+        self.start_operator()
+
+        print("\n=== 1. release v1: merge the first manifest, create the BlueGreenRelease", flush=True)
+        v1 = self.commit("v1", "shop v1")
+        started = time.monotonic()
+        say(f"commit {v1[:12]} 'shop v1' (image registry.local/shop:v1, 3 replicas, readiness delay 2s)")
+        self.create_release()
+        self.follow(v1, "blue", started)
+        kubectl_get_bgr()
+
+        print("=== 2. release v2: merge a new image; green comes up while blue serves", flush=True)
+        v2 = self.commit("v2", "shop v2")
+        started = time.monotonic()
+        say(f"commit {v2[:12]} 'shop v2'; asking the operator to check git now (bluegreen reconcile shop)")
+        self.check_now()
+        self.follow(v2, "green", started)
+        kubectl_get_bgr()
+
+        print("=== 3. roll back: git revert v2 while blue is still warm", flush=True)
+        git(self.repo, "revert", "--no-edit", "HEAD")
+        v3 = git(self.repo, "rev-parse", "HEAD")
+        started = time.monotonic()
+        say(f"commit {v3[:12]} 'Revert \"shop v2\"'; asking the operator to check git now")
+        self.check_now()
+        self.follow(v3, "blue", started)
+        kubectl_get_bgr()
+
+        print("=== release history (bluegreen history shop)", flush=True)
+        subprocess.run([sys.executable, "-m", "bluegreen.cli", "history", "shop", "-n", NAMESPACE], check=False)
+        print(f"\nThe release stays in namespace {NAMESPACE}: try `kubectl -n {NAMESPACE} describe bgr shop`. "
+              "Stop the local control plane with `make cluster-down`.", flush=True)
+
+
+def main() -> int:
+    if not os.environ.get("KUBECONFIG"):
+        print("demo: KUBECONFIG is not set (run it through `make demo`)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="bluegreen-demo-"))
+    demo = Demo(workdir)
+    try:
+        demo.run()
+    finally:
+        demo.stop_operator()
+        shutil.rmtree(workdir / "cache", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
