@@ -11,7 +11,12 @@ demo: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) demo/demo.py
 
-.PHONY: demo test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+## bench: release latency on the local control plane (benchmarks/release_latency.py).
+bench: $(STAMP)
+	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/release_latency.py
+
+.PHONY: demo bench test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

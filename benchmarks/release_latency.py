@@ -1,0 +1,227 @@
+"""How fast the operator reacts, measured on a real API server in one run.
+
+Over repeated releases of one BlueGreenRelease it prints medians (and p90) of:
+
+- switch lag: from the moment the idle colour's Deployment reports every replica updated, ready and
+  available (as seen on a watch) to the moment the Service selector names that colour (seen on a watch);
+- warm rollback: from the forced git check (the ``bluegreen.dev/reconcile-at`` annotation PATCH) after a
+  ``git revert`` to the selector switch;
+- the floor: the raw latency of one Service PATCH round trip from this process;
+
+and the ratios of the first two to the floor. Both timestamps of a lag are taken by the same watcher, so
+watch delivery delays cancel out.
+
+Usage: ``python benchmarks/release_latency.py [--releases 10]`` with $KUBECONFIG set (``make cluster-up``),
+or ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "bluegreen-bench"
+GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
+GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
+           "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
+MANIFEST = (ROOT / "demo" / "app" / "deployment.yaml").read_text().replace("initialDelaySeconds: 2",
+                                                                            "initialDelaySeconds: 1")
+
+
+class Recorder:
+    """Watch threads that timestamp when each colour becomes fully available and when the selector changes."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.available: dict[tuple[str, str], float] = {}  # (color, commit) -> first time fully available
+        self.switched: list[tuple[float, str]] = []  # (time, color)
+        self.lock = threading.Lock()
+        self.watches = [watch.Watch(), watch.Watch()]
+
+    def start(self) -> None:
+        self.stopping = False
+        threading.Thread(target=self._guarded, args=(self._deployments,), daemon=True).start()
+        threading.Thread(target=self._guarded, args=(self._service,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping = True
+        for w in self.watches:
+            w.stop()
+
+    def _guarded(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception:
+            if not self.stopping:
+                raise
+
+    def _deployments(self) -> None:
+        for event in self.watches[0].stream(self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600):
+            now = time.monotonic()
+            d = event["object"]
+            want = d.spec.replicas or 0
+            status = d.status
+            full = want > 0 and (status.observed_generation or 0) >= (d.metadata.generation or 0) and \
+                (status.replicas or 0) == (status.updated_replicas or 0) == (status.ready_replicas or 0) == \
+                (status.available_replicas or 0) == want
+            if full:
+                key = (d.metadata.labels.get("bluegreen.dev/color"), d.metadata.annotations.get("bluegreen.dev/commit"))
+                with self.lock:
+                    self.available.setdefault(key, now)
+
+    def _service(self) -> None:
+        last = None
+        for event in self.watches[1].stream(self.core.list_namespaced_service, NAMESPACE,
+                                            field_selector="metadata.name=shop", timeout_seconds=3600):
+            now = time.monotonic()
+            color = (event["object"].spec.selector or {}).get("bluegreen.dev/color")
+            if color != last and color is not None:
+                with self.lock:
+                    self.switched.append((now, color))
+            last = color
+
+    def wait_switch(self, color: str, after: float, timeout: float = 60) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for moment, switched_to in self.switched:
+                    if switched_to == color and moment >= after:
+                        return moment
+            time.sleep(0.005)
+        raise SystemExit(f"bench: no switch to {color} within {timeout}s")
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return f"median {statistics.median(values) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   (n={len(values)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", type=int, default=10, help="forward releases (each followed by a revert)")
+    parser.add_argument("--patches", type=int, default=50, help="Service PATCHes timed for the floor")
+    args = parser.parse_args()
+    config.load_kube_config()
+    api = client.ApiClient()
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+
+    crd = yaml.safe_load((ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml").read_text())
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        ext.create_custom_resource_definition(crd)
+        time.sleep(2)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    try:
+        core.delete_namespace(NAMESPACE)
+        while True:
+            core.read_namespace(NAMESPACE)
+            time.sleep(0.5)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    while not (sa := core.list_namespaced_service_account(NAMESPACE).items) or not sa[0].secrets:
+        time.sleep(0.1)
+    for name in ("shop", "floor"):
+        core.create_namespaced_service(NAMESPACE, {"metadata": {"name": name}, "spec": {
+            "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}})
+
+    # The floor: one PATCH of one selector key, as the operator's switch does.
+    floor = []
+    for i in range(args.patches):
+        started = time.monotonic()
+        core.patch_namespaced_service("floor", NAMESPACE, {"spec": {"selector": {"bluegreen.dev/color": f"c{i % 2}"}}})
+        floor.append(time.monotonic() - started)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bluegreen-bench-"))
+    repo = workdir / "repo"
+    (repo / "apps").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    recorder = Recorder(api)
+    recorder.start()
+    log = open(workdir / "operator.log", "wb")  # noqa: SIM115 (open for the child's lifetime)
+    operator = subprocess.Popen([sys.executable, "-m", "bluegreen.cli", "run", "-n", NAMESPACE, "--log-format", "json"],
+                                env={**os.environ, "BLUEGREEN_CACHE_DIR": str(workdir / "cache")}, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+    def commit(version: str) -> str:
+        (repo / "apps" / "deployment.yaml").write_text(MANIFEST.replace("shop:v1", f"shop:{version}"))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", version)
+        return git(repo, "rev-parse", "HEAD")
+
+    def check_now() -> float:
+        moment = time.monotonic()
+        custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "shop", {
+            "metadata": {"annotations": {"bluegreen.dev/reconcile-at": str(time.time_ns())}}})
+        return moment
+
+    switch_lag: list[float] = []
+    rollback: list[float] = []
+    try:
+        commit("v0")
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "BlueGreenRelease", "metadata": {"name": "shop"},
+            "spec": {"source": {"url": str(repo), "path": "apps/deployment.yaml", "interval": "1h"},
+                     "service": "shop", "scaleDownDelaySeconds": 3600}})
+        recorder.wait_switch("blue", 0)
+        active = "blue"
+        for i in range(1, args.releases + 1):
+            target = "green" if active == "blue" else "blue"
+            sha = commit(f"v{i}")
+            asked = check_now()
+            switched = recorder.wait_switch(target, asked)
+            with recorder.lock:
+                ready = recorder.available[(target, sha)]
+            switch_lag.append(switched - ready)
+            # git revert: the previous colour is warm, so this is a selector flip only.
+            git(repo, "revert", "--no-edit", "HEAD")
+            asked = check_now()
+            rollback.append(recorder.wait_switch(active, asked) - asked)
+            # roll forward again so the next release starts from the same shape
+            git(repo, "revert", "--no-edit", "HEAD")
+            asked = check_now()
+            recorder.wait_switch(target, asked)
+            active = target
+            print(f"release {i:2d}: switch lag {switch_lag[-1] * 1000:6.1f} ms, warm rollback "
+                  f"{rollback[-1] * 1000:6.1f} ms", flush=True)
+    finally:
+        operator.terminate()
+        operator.wait(timeout=20)
+        recorder.stop()
+
+    floor_median = statistics.median(floor)
+    print()
+    print(f"Service PATCH (floor)                 {summary(floor)}")
+    print(f"idle available -> selector switched   {summary(switch_lag)}   "
+          f"ratio to floor {statistics.median(switch_lag) / floor_median:5.1f}x")
+    print(f"forced check -> warm rollback switch  {summary(rollback)}   "
+          f"ratio to floor {statistics.median(rollback) / floor_median:5.1f}x")
+    core.delete_namespace(NAMESPACE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
