@@ -22,7 +22,8 @@ Rules, in order (the first that applies decides):
    supersedes a release under way, whose idle colour is simply overwritten.
 
 A hand-edited selector is healed by rules 3/4: the colour running the desired template is where traffic
-belongs. While the desired template is unknown (git or the manifest is broken), traffic stays where the
+belongs (when the release's status already names that colour as active, the switch back is ``SelectorDrift``,
+not a new release). While the desired template is unknown (git or the manifest is broken), traffic stays where the
 release's status says it should be and nothing new is applied.
 """
 
@@ -253,6 +254,13 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
         return Plan(Action.SCALE, kind,
                     f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} replicas",
                     Phase.PROGRESSING, color=target, replicas=desired.replicas, active=active, scale_down_at=keep)
+    if observed.recorded_active is target and state.replicas > 0:
+        # The status says this colour serves: the selector was edited by hand. Put it back whatever the colour's
+        # readiness (it served until the edit; it is never abandoned). Not a release: no history entry, and the
+        # previous colour's scale-down time is kept.
+        return Plan(Action.SWITCH, "SelectorDrift",
+                    f"Service {observed.service.name!r} selects {active or 'no colour'}; restoring {target}",
+                    Phase.DEGRADED, color=target, active=target, scale_down_at=keep)
     preview = _preview_step(observed, target=target, active=active, keep=keep)
     if preview is not None:
         return preview

@@ -61,6 +61,7 @@ class Memory:
     commit: CommitInfo | None = None
     template: DesiredTemplate | None = None
     reconcile_token: str | None = None
+    suspended: bool = False
     last_status: dict[str, Any] | None = None
     last_notice: tuple[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,10 +108,13 @@ class Reconciler:
             return None
 
         token = (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT)
-        forced = token is not None and token != memory.reconcile_token
-        memory.reconcile_token = token
-        if not spec.suspend and self._fetch_due(spec, memory, forced):
-            self._refresh_source(release, spec, memory, log)
+        # A forced check asked for while suspended is kept for the resume; resuming checks git at once.
+        forced = (token is not None and token != memory.reconcile_token) or memory.suspended
+        memory.suspended = spec.suspend
+        if not spec.suspend:
+            memory.reconcile_token = token
+            if self._fetch_due(spec, memory, forced):
+                self._refresh_source(release, spec, memory, log)
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
 
         settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend)

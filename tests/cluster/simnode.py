@@ -105,8 +105,10 @@ class IPAllocator:
         self._in_use[ip] = uid
 
     def allocate(self, uid: str) -> str:
+        """A fresh address while the range lasts (like a real IPAM, recently freed IPs are reused last)."""
         while True:
-            ip = self._free.pop() if self._free else str(next(self._hosts))
+            fresh = next(self._hosts, None)
+            ip = str(fresh) if fresh is not None else self._free.pop()
             if ip not in self._in_use:
                 self._in_use[ip] = uid
                 return ip

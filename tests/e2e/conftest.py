@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +277,20 @@ class Cluster:
                 return None
             raise
 
+    def delete_release(self, name: str = "shop") -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def color(self, name: str = "shop") -> str | None:
+        """The colour the Service ``name`` selects (None: the key is absent)."""
+        return self.selector(name).get("bluegreen.dev/color")
+
+    def pod_ips(self, color: str, name: str = "shop") -> set[str]:
+        """IPs of the ready pods of one colour."""
+        pods = self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"bluegreen.dev/release={name},bluegreen.dev/color={color}").items
+        return {p.status.pod_ip for p in pods if p.status.pod_ip and p.metadata.deletion_timestamp is None
+                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])}
+
     def events(self, reason: str | None = None) -> list[client.CoreV1Event]:
         items = self.core.list_namespaced_event(self.namespace).items
         return [e for e in items if e.involved_object.kind == "BlueGreenRelease" and reason in (None, e.reason)]
@@ -358,6 +372,45 @@ class EndpointsRecorder:
             if not seen or seen[-1] != ips:
                 seen.append(ips)
         return seen
+
+
+class Sampler:
+    """Calls ``probe`` from a thread every ``interval`` seconds and keeps each value that differs from the last,
+    for assertions over everything that was visible during a release (``with Sampler(probe) as s: ...``)."""
+
+    def __init__(self, probe: Callable[[], Any], interval: float = 0.1) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.values: list[Any] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            value = self.probe()
+        except Exception as exc:  # kept and raised in the test's thread on exit
+            self.errors.append(exc)
+            return
+        if not self.values or self.values[-1] != value:
+            self.values.append(value)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._sample()
+        if self.errors:
+            raise self.errors[0]
 
 
 @pytest.fixture

@@ -124,6 +124,16 @@ CASES = [
      SETTINGS, Action.SWITCH, GREEN, "Promote"),
     ("removed-selector-key-is-restored", want(H1, C1), observed(ready(BLUE, H1, C1)), SETTINGS,
      Action.SWITCH, BLUE, "Promote"),
+    ("selector-edited-away-from-the-recorded-colour-is-restored", want(H1, C1),
+     observed(ready(BLUE, H1, C1), selects=GREEN, recorded=BLUE), SETTINGS, Action.SWITCH, BLUE, "SelectorDrift"),
+    ("selector-key-removed-from-the-recorded-colour-is-restored", want(H1, C1),
+     observed(ready(BLUE, H1, C1), recorded=BLUE), SETTINGS, Action.SWITCH, BLUE, "SelectorDrift"),
+    ("edited-selector-goes-back-even-to-a-degraded-serving-colour", want(H1, C1),
+     observed(rolling(BLUE, H1, C1, 2, started=timedelta(hours=2)), selects=GREEN, recorded=BLUE), SETTINGS,
+     Action.SWITCH, BLUE, "SelectorDrift"),
+    ("warm-revert-is-a-rollback-not-drift", want(H1, C3),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN, recorded=GREEN), SETTINGS,
+     Action.SWITCH, BLUE, "Rollback"),
     ("replica-change-scales-the-active-colour", want(H1, C2, replicas=5),
      observed(ready(BLUE, H1, C1), selects=BLUE), SETTINGS, Action.SCALE, BLUE, "ReplicasChanged"),
     ("broken-source-keeps-serving", None, observed(ready(BLUE, H1, C1), selects=BLUE, recorded=BLUE), SETTINGS,
@@ -165,6 +175,14 @@ def test_switch_starts_the_scale_down_delay() -> None:
     result = plan(want(H2, C2), observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE), SETTINGS, NOW)
     assert result.scale_down_at == NOW + timedelta(seconds=300)
     assert result.active == GREEN
+
+
+def test_restoring_an_edited_selector_keeps_the_scale_down_time() -> None:
+    keep = NOW + timedelta(seconds=50)
+    result = plan(want(H2, C2), observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE, recorded=GREEN,
+                                         scale_down_at=keep), SETTINGS, NOW)
+    assert (result.action, result.color, result.reason) == (Action.SWITCH, GREEN, "SelectorDrift")
+    assert result.scale_down_at == keep and result.active == GREEN
 
 
 def test_waits_report_when_to_look_again() -> None:
