@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bluegreen.cli import _parser
+
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml"
 MANIFESTS = ROOT / "manifests"
@@ -223,6 +225,9 @@ def test_operator_deployment_is_hardened(mode: str) -> None:
     }
     probe = container["livenessProbe"]["httpGet"]
     assert (probe["path"], probe["port"]) == ("/healthz", 8080)
+    args = _parser().parse_args(container["args"])  # the real CLI accepts the manifest's arguments
+    assert args.command == "run"
+    assert args.liveness == f"http://0.0.0.0:{probe['port']}{probe['path']}", "the probe must hit what is served"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -249,7 +254,7 @@ def test_operator_args_match_the_rbac_mode(mode: str) -> None:
     directory, scope_args = MODES[mode]
     docs = kustomize_build(directory)
     args = operator_container(only(docs, "Deployment"))["args"]
-    assert args == ["run", *scope_args, "--log-format", "json"]
+    assert args == ["run", *scope_args, "--log-format", "json", "--liveness", "http://0.0.0.0:8080/healthz"]
     kinds = {doc["kind"] for doc in docs}
     if mode == "cluster-wide":
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
