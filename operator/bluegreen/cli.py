@@ -62,18 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import kopf
-
-    import bluegreen.handlers  # noqa: F401  (registers the handlers)
+    from bluegreen.handlers import run_operator
     from bluegreen.log import configure
 
     level = logging.DEBUG if args.verbose >= 2 else logging.INFO
     configure(level=level, fmt=args.log_format)
     if args.verbose < 2:
         logging.getLogger("kopf").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    namespaces = list(args.namespace)
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-             liveness_endpoint=args.liveness)
+    run_operator(list(args.namespace), liveness=args.liveness)
     return 0
 
 
@@ -86,13 +82,9 @@ def _cluster() -> Any:
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
-    from kubernetes import config
+    from bluegreen.kube import current_namespace
 
-    try:
-        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        return str((context or {}).get("context", {}).get("namespace") or DEFAULT_NAMESPACE)
-    except (config.ConfigException, OSError):
-        return DEFAULT_NAMESPACE
+    return current_namespace() or DEFAULT_NAMESPACE
 
 
 def _condition(release: dict[str, Any], kind: str) -> dict[str, Any]:

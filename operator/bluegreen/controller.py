@@ -102,7 +102,7 @@ class Controller:
             except Exception as exc:  # a failed pass is retried with backoff; the error is logged, not fatal
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
-                self.log.warning("reconcile failed; retrying", release=key[1], namespace=key[0],
+                self.log.warning("reconcile failed; retrying", release=key[1], namespace=key[0], action="Reconcile",
                                  error=f"{type(exc).__name__}: {exc}"[:500], retry_in=delay)
             finally:
                 self._active.discard(key)

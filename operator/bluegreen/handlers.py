@@ -33,6 +33,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BLUEGREEN_CACHE_DIR") or DEFAULT_CACHE_DIR)
 
 
+def run_operator(namespaces: list[str], *, liveness: str | None) -> None:
+    """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering."""
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness)
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Tune kopf (no own Events, watch streams that cannot die silently) and start the workers."""

@@ -57,6 +57,16 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def current_namespace() -> str | None:
+    """The namespace of the current kubeconfig context, if it names one."""
+    try:
+        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError):
+        return None
+    namespace = (context or {}).get("context", {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
