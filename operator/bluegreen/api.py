@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, cast
 
+from bluegreen.semver import RangeError, parse_range
+
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -42,6 +44,7 @@ MAX_RELEASE_NAME_LENGTH = 63
 """The release name is used as a label value, so it must fit in 63 characters."""
 
 DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{7,40}$")
 DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
@@ -49,8 +52,9 @@ _DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _URL_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "/")
 _REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
-RefKind = Literal["branch", "tag", "commit"]
-REF_KINDS: tuple[RefKind, ...] = ("branch", "tag", "commit")
+RefKind = Literal["branch", "tag", "commit", "semver"]
+REF_KINDS: tuple[RefKind, ...] = ("branch", "tag", "commit", "semver")
+VERIFY_MODES = ("head",)
 
 
 class Color(StrEnum):
@@ -99,6 +103,14 @@ class GitRef:
 
 
 @dataclass(frozen=True)
+class VerifySpec:
+    """``spec.source.verify``: only commits signed by a trusted key are deployed."""
+
+    mode: str  # "head": the commit to deploy must carry a valid signature
+    secret_ref: str  # Secret with trusted keys: ``*.asc`` OpenPGP public keys, ``*.pub`` SSH public keys
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """``spec.source``: where the Deployment manifest lives and how often to look."""
 
@@ -106,6 +118,8 @@ class SourceSpec:
     ref: GitRef
     path: str
     interval_seconds: float
+    secret_ref: str | None = None  # Secret with git credentials, same namespace
+    verify: VerifySpec | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +245,7 @@ def _parse_source(source: object) -> SourceSpec:
     """Validate ``spec.source``."""
     _require_mapping(source, "spec.source")
     src = cast(Mapping[str, Any], source)
-    _refuse_unknown(src, "spec.source", {"url", "ref", "path", "interval"})
+    _refuse_unknown(src, "spec.source", {"url", "ref", "path", "interval", "secretRef", "verify"})
 
     url = src.get("url")
     if not isinstance(url, str) or not url:
@@ -256,7 +270,37 @@ def _parse_source(source: object) -> SourceSpec:
     if interval < MIN_INTERVAL_SECONDS:
         raise SpecError("spec.source.interval", f"{interval_text!r} is below the minimum of 1s")
 
-    return SourceSpec(url=url, ref=_parse_ref(src.get("ref")), path=path, interval_seconds=interval)
+    return SourceSpec(url=url, ref=_parse_ref(src.get("ref")), path=path, interval_seconds=interval,
+                      secret_ref=_secret_ref(src.get("secretRef"), "spec.source.secretRef"),
+                      verify=_parse_verify(src.get("verify")))
+
+
+def _secret_ref(value: object, field: str) -> str | None:
+    """``{name: <secret>}`` (a Secret in the release's namespace) or absent."""
+    if value is None:
+        return None
+    _require_mapping(value, field)
+    ref = cast(Mapping[str, Any], value)
+    _refuse_unknown(ref, field, {"name"})
+    name = ref.get("name")
+    if not isinstance(name, str) or not _DNS1123_SUBDOMAIN_RE.fullmatch(name):
+        raise SpecError(f"{field}.name", f"{name!r} must be the name of a Secret (DNS-1123 subdomain)")
+    return name
+
+
+def _parse_verify(value: object) -> VerifySpec | None:
+    if value is None:
+        return None
+    _require_mapping(value, "spec.source.verify")
+    verify = cast(Mapping[str, Any], value)
+    _refuse_unknown(verify, "spec.source.verify", {"mode", "secretRef"})
+    mode = verify.get("mode", "head")
+    if mode not in VERIFY_MODES:
+        raise SpecError("spec.source.verify.mode", f"must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
+    secret = _secret_ref(verify.get("secretRef"), "spec.source.verify.secretRef")
+    if secret is None:
+        raise SpecError("spec.source.verify.secretRef", "is required: the Secret holding the trusted public keys")
+    return VerifySpec(mode=str(mode), secret_ref=secret)
 
 
 def _parse_ref(ref: object) -> GitRef:
@@ -269,7 +313,7 @@ def _parse_ref(ref: object) -> GitRef:
     kinds = [kind for kind in REF_KINDS if kind in mapping]
     if len(kinds) != 1:
         got = ", ".join(kinds) if kinds else "none"
-        raise SpecError("spec.source.ref", f"set exactly one of branch, tag or commit (got: {got})")
+        raise SpecError("spec.source.ref", f"set exactly one of branch, tag, commit or semver (got: {got})")
     kind = kinds[0]
     field = f"spec.source.ref.{kind}"
     name = mapping[kind]
@@ -278,6 +322,11 @@ def _parse_ref(ref: object) -> GitRef:
     if kind == "commit":
         if not COMMIT_RE.fullmatch(name):
             raise SpecError(field, f"{name!r} must be 7 to 40 lowercase hex digits")
+    elif kind == "semver":
+        try:
+            parse_range(name)
+        except RangeError as exc:
+            raise SpecError(field, str(exc)) from None
     else:
         problem = ref_name_problem(name)
         if problem:
