@@ -28,6 +28,7 @@ venv: $(STAMP)
 
 ## test: lint, then every test (unit, integration, e2e) against the local control plane or $KUBECONFIG.
 test: $(STAMP) lint
+	@bash tests/servers/install-deps.sh
 	@if [ -z "$$KUBECONFIG" ]; then bash tests/cluster/build.sh; fi
 	$(PY) -m pytest tests
 
@@ -40,6 +41,7 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 integration: $(STAMP)
+	@bash tests/servers/install-deps.sh
 	$(PY) -m pytest tests/integration
 
 e2e: $(STAMP)

@@ -1,6 +1,7 @@
 """``bluegreen``: run the operator, and inspect or steer releases from a terminal.
 
     bluegreen run [-n NS ...| -A] [-v] [--log-format auto|json|console] [--liveness URL]
+                  [--webhook-listen HOST:PORT --webhook-secret-file PATH]
     bluegreen status [NAME] [-n NS | -A]      releases, their colours, revisions and conditions
     bluegreen history NAME [-n NS]            the release history of one release
     bluegreen reconcile NAME [-n NS]          check git now (sets bluegreen.dev/reconcile-at)
@@ -16,6 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bluegreen.api import ANNOTATION_RECONCILE_AT
@@ -24,7 +26,10 @@ DEFAULT_NAMESPACE = "default"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and bool(args.webhook_listen) != bool(args.webhook_secret_file):
+        parser.error("--webhook-listen and --webhook-secret-file go together (the receiver needs a secret)")
     handler = {"run": _run, "status": _status, "history": _history, "reconcile": _reconcile,
                "suspend": _suspend, "resume": _suspend}[args.command]
     try:
@@ -46,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="auto: console on a terminal, JSON lines otherwise")
     run.add_argument("--liveness", metavar="URL", default=None,
                      help="serve a health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--webhook-listen", metavar="HOST:PORT", type=_listen_address, default=None,
+                     help="receive git push webhooks on this address (plain HTTP), e.g. 0.0.0.0:9443; off by default")
+    run.add_argument("--webhook-secret-file", metavar="PATH", default=None,
+                     help="file holding the webhooks' shared secret (a mounted Secret; re-read when it changes)")
 
     status = commands.add_parser("status", help="show releases")
     status.add_argument("name", nargs="?")
@@ -61,15 +70,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _listen_address(text: str) -> tuple[str, int]:
+    from bluegreen.webhook import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
-    from bluegreen.handlers import run_operator
     from bluegreen.log import configure
 
     level = logging.DEBUG if args.verbose >= 2 else logging.INFO
     configure(level=level, fmt=args.log_format)
     if args.verbose < 2:
         logging.getLogger("kopf").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    run_operator(list(args.namespace), liveness=args.liveness)
+    webhook = None
+    if args.webhook_listen:
+        from bluegreen.log import get_logger
+        from bluegreen.webhook import SecretFile, WebhookConfig, WebhookSecretError, check_listen
+
+        try:
+            SecretFile(args.webhook_secret_file).load()
+        except WebhookSecretError as exc:
+            get_logger().error("cannot start: " + str(exc), hint="--webhook-secret-file must name a non-empty file")
+            return 2
+        host, port = args.webhook_listen
+        try:
+            check_listen(host, port)
+        except OSError as exc:
+            get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
+            return 2
+        webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
+    from bluegreen.handlers import run_operator
+
+    run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook)
     return 0
 
 

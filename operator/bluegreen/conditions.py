@@ -10,7 +10,7 @@ from typing import Any
 from bluegreen.planner import Action, Phase, Plan
 
 # Source failures that a retry may cure; everything else needs a change in git or in the spec.
-TRANSIENT_SOURCE_REASONS = frozenset({"RepositoryUnreachable", "FetchFailed"})
+TRANSIENT_SOURCE_REASONS = frozenset({"RepositoryUnreachable", "FetchFailed", "VerifierUnavailable"})
 SETTLED_REASONS = frozenset({"Released", "PreviousColorWarm"})
 
 
@@ -29,8 +29,9 @@ class SourceStatus:
 
 
 def build_conditions(step: Plan, source: SourceStatus, generation: int, previous: Sequence[Mapping[str, Any]],
-                     now: datetime) -> list[dict[str, Any]]:
-    """The four conditions for this pass; lastTransitionTime moves only when a condition's status changes."""
+                     now: datetime, *, verified: SourceStatus | None = None) -> list[dict[str, Any]]:
+    """The conditions for this pass (SourceVerified only when signatures are checked); lastTransitionTime moves
+    only when a condition's status changes."""
     settled = step.action in (Action.NONE, Action.WAIT) and step.reason in SETTLED_REASONS
     suspended = step.phase is Phase.SUSPENDED
     if not source.ok and not suspended:
@@ -49,12 +50,14 @@ def build_conditions(step: Plan, source: SourceStatus, generation: int, previous
     progressing = ("True", step.reason, step.message) if step.phase is Phase.PROGRESSING and not step.stalled \
         else ("False", step.reason, step.message)
     source_ready = ("True" if source.ok else "False", source.reason, source.message)
+    table = [("Ready", ready), ("Progressing", progressing), ("Stalled", stalled), ("SourceReady", source_ready)]
+    if verified is not None:
+        table.append(("SourceVerified", ("True" if verified.ok else "False", verified.reason, verified.message)))
 
     old = {c.get("type"): c for c in previous}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     conditions = []
-    for kind, (status, reason, message) in (("Ready", ready), ("Progressing", progressing), ("Stalled", stalled),
-                                             ("SourceReady", source_ready)):
+    for kind, (status, reason, message) in table:
         before = old.get(kind)
         since = before["lastTransitionTime"] if before and before.get("status") == status and \
             before.get("lastTransitionTime") else stamp

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bluegreen.api import ANNOTATION_RECONCILE_AT
 from bluegreen.log import get_logger
+from bluegreen.repourl import repository_key
 
 Key = tuple[str, str]  # (namespace, name)
 ReconcileFn = Callable[[Mapping[str, Any]], float | None]
@@ -23,13 +25,25 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 60.0
 
 
+def ref_matches(spec_ref: Mapping[str, Any], pushed: str | None) -> bool:
+    """Does a push to ``pushed`` (``refs/heads/x``, ``refs/tags/y``) concern a release following ``spec_ref``?"""
+    if pushed is None:
+        return True
+    if pushed.startswith("refs/heads/"):
+        return spec_ref.get("branch") == pushed[len("refs/heads/"):]
+    if pushed.startswith("refs/tags/"):
+        return spec_ref.get("tag") == pushed[len("refs/tags/"):] or "semver" in spec_ref
+    return False
+
+
 class Controller:
     """Keeps the latest body of each release and a queue of releases to reconcile."""
 
     def __init__(self, reconcile: ReconcileFn, *, forget: Callable[[str, str], None] | None = None,
-                 workers: int = 4) -> None:
+                 request_check: Callable[[str, str, float], None] | None = None, workers: int = 4) -> None:
         self._reconcile = reconcile
         self._forget = forget
+        self._request_check = request_check
         self._workers = workers
         self._releases: dict[Key, Mapping[str, Any]] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
@@ -72,6 +86,25 @@ class Controller:
 
     def releases(self) -> list[Key]:
         return list(self._releases)
+
+    def trigger(self, repository_urls: Iterable[str], ref: str | None) -> int:
+        """A push to one of these repositories (to ``ref``, e.g. ``refs/heads/main``; None: any ref): check git
+        now for every release that watches it. Returns how many releases were asked to check."""
+        wanted = {repository_key(url) for url in repository_urls}
+        now = time.monotonic()
+        count = 0
+        for key, body in list(self._releases.items()):
+            source = (body.get("spec") or {}).get("source") or {}
+            url = source.get("url")
+            if not isinstance(url, str) or repository_key(url) not in wanted:
+                continue
+            if not ref_matches(source.get("ref") or {"branch": "main"}, ref):
+                continue
+            if self._request_check is not None:
+                self._request_check(key[0], key[1], now)
+            self.enqueue(key)
+            count += 1
+        return count
 
     # ---- the queue ------------------------------------------------------------------------------
     def enqueue(self, key: Key) -> None:

@@ -3,7 +3,9 @@
 - BlueGreenRelease events keep the controller's copy of each release current (and queue it when its spec or
   its ``bluegreen.dev/reconcile-at`` annotation changed);
 - events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
-  they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second.
+  they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second;
+- with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
+  startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
 deleting a release never needs the operator.
@@ -25,6 +27,7 @@ from bluegreen.gitsource import GitSource
 from bluegreen.kube import KubeCluster, load_api_client
 from bluegreen.log import get_logger
 from bluegreen.reconciler import Reconciler
+from bluegreen.webhook import SecretFile, WebhookConfig, WebhookSecretError, WebhookServer
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "bluegreen" / "git"
 
@@ -33,9 +36,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BLUEGREEN_CACHE_DIR") or DEFAULT_CACHE_DIR)
 
 
-def run_operator(namespaces: list[str], *, liveness: str | None) -> None:
-    """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering."""
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness)
+def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None) -> None:
+    """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering.
+    With ``webhook``, the push-webhook receiver listens too."""
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
+             memo=kopf.Memo(webhook_config=webhook))
 
 
 @kopf.on.startup()
@@ -54,15 +59,31 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     cluster = KubeCluster(load_api_client())
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")))
     reconciler = Reconciler(cluster, source)
-    controller = Controller(reconciler.reconcile, forget=reconciler.forget,
+    controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
     controller.start()
     memo.controller = controller
+    config: WebhookConfig | None = getattr(memo, "webhook_config", None)
+    if config is not None:
+        secret = SecretFile(config.secret_file)
+        try:
+            secret.load()
+        except WebhookSecretError as exc:
+            raise kopf.PermanentError(str(exc)) from None
+        server = WebhookServer(config.host, config.port, secret, controller.trigger)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise kopf.PermanentError(f"webhook receiver cannot listen on {config.host}:{config.port}: {exc}") from None
+        memo.webhook = server
     get_logger().info("operator started", cache_dir=str(cache_dir()))
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    server: WebhookServer | None = getattr(memo, "webhook", None)
+    if server is not None:
+        await server.stop()
     controller: Controller | None = getattr(memo, "controller", None)
     if controller is not None:
         await controller.stop()

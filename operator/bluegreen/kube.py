@@ -7,6 +7,7 @@ selector patch, a status patch, and an Event on the release.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Mapping
@@ -133,6 +134,13 @@ class KubeCluster:
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
             abandoned_commit=annotations.get(ANNOTATION_ABANDONED_COMMIT),
         )
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None if it does not exist. Values are never logged."""
+        body = self._read(self.core.read_namespaced_secret, name, namespace)
+        if body is None:
+            return None
+        return {key: base64.b64decode(value) for key, value in (body.get("data") or {}).items()}
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         body = self._read(self.core.read_namespaced_service, name, namespace)

@@ -8,6 +8,7 @@ is a cache: after a restart everything is re-read from git and the cluster.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,16 +28,18 @@ from bluegreen.api import (
 )
 from bluegreen.conditions import SourceStatus, build_conditions
 from bluegreen.desired import DesiredTemplate, ManifestError, owner_reference, parse_manifest, render_deployment
-from bluegreen.gitsource import CommitInfo, Snapshot, SourceError
+from bluegreen.gitsource import CommitInfo, Credentials, Snapshot, SourceError
 from bluegreen.history import record
 from bluegreen.kube import ClusterError, format_time, parse_time
 from bluegreen.log import get_logger
 from bluegreen.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+from bluegreen.verify import TrustedKeys, VerifyError, verify_commit
 
 MAX_STEPS_PER_PASS = 8
 
 
 class Cluster(Protocol):
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
     def color_state(self, release: ReleaseRef, color: Color) -> ColorState: ...
     def service_state(self, namespace: str, name: str) -> ServiceState: ...
     def apply_deployment(self, body: Mapping[str, Any]) -> None: ...
@@ -48,7 +51,10 @@ class Cluster(Protocol):
 
 
 class Source(Protocol):
-    def snapshot(self, url: str, ref: GitRef, path: str) -> Snapshot: ...
+    def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
+                 not_before: float | None = None) -> Snapshot: ...
+    def signature(self, url: str, commit_sha: str, *,
+                  credentials: Credentials | None = None) -> tuple[bytes, bytes] | None: ...
 
 
 @dataclass
@@ -62,6 +68,9 @@ class Memory:
     template: DesiredTemplate | None = None
     reconcile_token: str | None = None
     suspended: bool = False
+    check_requested_at: float | None = None  # monotonic time of a push webhook asking for a check
+    verified: SourceStatus | None = None  # outcome of signature verification (spec.source.verify set)
+    verdicts: dict[tuple[str, str], SourceStatus] = field(default_factory=dict)  # (commit, keys) -> outcome
     last_status: dict[str, Any] | None = None
     last_notice: tuple[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,6 +95,11 @@ class Reconciler:
     def memory(self, namespace: str, name: str) -> Memory:
         with self._guard:
             return self._memory.setdefault((namespace, name), Memory())
+
+    def request_check(self, namespace: str, name: str, at: float) -> None:
+        """Ask for a git check no older than ``at`` (monotonic) on the next pass (push webhooks)."""
+        memory = self.memory(namespace, name)
+        memory.check_requested_at = max(at, memory.check_requested_at or at)
 
     # ---- the pass -------------------------------------------------------------------------------
     def reconcile(self, body: Mapping[str, Any]) -> float | None:
@@ -113,8 +127,9 @@ class Reconciler:
         memory.suspended = spec.suspend
         if not spec.suspend:
             memory.reconcile_token = token
-            if self._fetch_due(spec, memory, forced):
-                self._refresh_source(release, spec, memory, log)
+            not_before = self._fetch_due(spec, memory, forced)
+            if not_before is not None:
+                self._refresh_source(release, spec, memory, not_before)
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
 
         settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend)
@@ -150,23 +165,47 @@ class Reconciler:
         return self._next_pass(spec, step, memory)
 
     # ---- source ---------------------------------------------------------------------------------
-    def _fetch_due(self, spec: ReleaseSpec, memory: Memory, forced: bool) -> bool:
-        key = (spec.source.url, spec.source.ref, spec.source.path)
-        if forced or memory.fetched_at is None or memory.source_key != key:
-            return True
-        return self.monotonic() - memory.fetched_at >= spec.source.interval_seconds
+    def _fetch_due(self, spec: ReleaseSpec, memory: Memory, forced: bool) -> float | None:
+        """None when git need not be read now; else the oldest mirror refresh (monotonic) that will do.
 
-    def _refresh_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, log: Any) -> None:
+        Releases of one repository share a mirror: a refresh made for another release since ``not_before``
+        is reused, so N releases polling one repository cost one remote check per interval.
+        """
+        now = self.monotonic()
+        key = (spec.source.url, spec.source.ref, spec.source.path)
+        requested = memory.check_requested_at
+        if forced or memory.fetched_at is None or memory.source_key != key:
+            return now
+        if requested is not None and memory.fetched_at < requested:
+            return requested
+        if now - memory.fetched_at >= spec.source.interval_seconds:
+            return now - spec.source.interval_seconds
+        return None
+
+    def _refresh_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, not_before: float) -> None:
         memory.source_key = (spec.source.url, spec.source.ref, spec.source.path)
         memory.fetched_at = self.monotonic()
         src = spec.source
         try:
-            snapshot = self.source.snapshot(src.url, src.ref, src.path)
+            credentials = self._credentials(release, spec)
+            snapshot = self.source.snapshot(src.url, src.ref, src.path, credentials=credentials,
+                                            not_before=not_before)
         except SourceError as exc:
             memory.source = SourceStatus(False, exc.reason, exc.message, memory.source.commit)
             if not memory.source.transient:  # the manifest is gone: hold; unreachable: keep the last good one
                 memory.template = None
             return
+        memory.fetched_at = min(memory.fetched_at, _refreshed_at(snapshot, memory.fetched_at))
+        if spec.source.verify is not None:
+            memory.verified = self._verify(release, spec, snapshot.commit, credentials, memory)
+            if not memory.verified.ok:
+                memory.commit = snapshot.commit
+                memory.template = None
+                memory.source = SourceStatus(False, memory.verified.reason, memory.verified.message,
+                                             snapshot.commit.sha)
+                return
+        else:
+            memory.verified = None
         memory.commit = snapshot.commit
         try:
             memory.template = parse_manifest(snapshot.content, namespace=release.namespace, path=src.path)
@@ -178,6 +217,40 @@ class Reconciler:
         memory.source = SourceStatus(True, "Fetched",
                                      f"commit {snapshot.commit.short_sha} ({snapshot.commit.summary!r}) on "
                                      f"{src.ref.describe()} of {src.path}", snapshot.commit.sha)
+
+    def _credentials(self, release: ReleaseRef, spec: ReleaseSpec) -> Credentials | None:
+        """Git credentials from the Secret named in spec.source.secretRef, read on every fetch (rotation)."""
+        name = spec.source.secret_ref
+        if name is None:
+            return None
+        data = self.cluster.read_secret(release.namespace, name)
+        if data is None:
+            raise SourceError("SecretNotFound", f"Secret {name!r} (spec.source.secretRef) does not exist in "
+                                                f"namespace {release.namespace!r}; create it")
+        return Credentials.from_secret_data(data)
+
+    def _verify(self, release: ReleaseRef, spec: ReleaseSpec, commit: CommitInfo, credentials: Credentials | None,
+                memory: Memory) -> SourceStatus:
+        """Is the commit signed by a key in the trusted-keys Secret? (cached per commit and key set)"""
+        assert spec.source.verify is not None
+        name = spec.source.verify.secret_ref
+        data = self.cluster.read_secret(release.namespace, name)
+        if data is None:
+            return SourceStatus(False, "SecretNotFound", f"Secret {name!r} (spec.source.verify.secretRef) does "
+                                                         f"not exist in namespace {release.namespace!r}")
+        try:
+            keys = TrustedKeys.from_secret_data(data, secret_name=name)
+        except VerifyError as exc:
+            return SourceStatus(False, exc.reason, exc.message, commit.sha)
+        cache_key = (commit.sha, keys_fingerprint(data))
+        if cache_key not in memory.verdicts:
+            signature = self.source.signature(spec.source.url, commit.sha, credentials=credentials)
+            try:
+                verdict = verify_commit(commit.sha, signature, keys, secret_name=name)
+            except VerifyError as exc:  # gpg/ssh-keygen missing or hung: our fault, retried, never cached
+                return SourceStatus(False, exc.reason, exc.message, commit.sha)
+            memory.verdicts = {cache_key: SourceStatus(verdict.ok, verdict.reason, verdict.message, commit.sha)}
+        return memory.verdicts[cache_key]
 
     @staticmethod
     def _desired(memory: Memory) -> Desired | None:
@@ -252,7 +325,8 @@ class Reconciler:
             "message": step.message,
             "previewColor": str(preview) if preview else None,
             "idleScaleDownAt": format_time(step.scale_down_at) if step.scale_down_at else None,
-            "conditions": build_conditions(step, memory.source, generation, previous.get("conditions") or [], now),
+            "conditions": build_conditions(step, memory.source, generation, previous.get("conditions") or [], now,
+                                           verified=memory.verified),
             "history": history,
         }
 
@@ -299,3 +373,20 @@ class Reconciler:
         if step.requeue_after is None:
             return until_fetch
         return min(until_fetch, max(0.0, step.requeue_after))
+
+
+def _refreshed_at(snapshot: Snapshot, default: float) -> float:
+    """When the mirror behind ``snapshot`` last contacted the remote (aligns polls of a shared repository)."""
+    for holder in (snapshot, snapshot.commit):
+        value = getattr(holder, "refreshed_at", None)
+        if isinstance(value, int | float):
+            return float(value)
+    return default
+
+
+def keys_fingerprint(data: Mapping[str, bytes]) -> str:
+    """Identity of a trusted-keys Secret's content (a rotated key set is verified again)."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        digest.update(key.encode() + b"\0" + data[key] + b"\0")
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +162,11 @@ def operator_kubeconfig(kube_client: client.ApiClient, namespace: str, directory
 class Operator:
     """``bluegreen run`` as a child process, with its JSON log lines kept for assertions."""
 
-    def __init__(self, namespace: str, kubeconfig: Path, workdir: Path) -> None:
+    def __init__(self, namespace: str, kubeconfig: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.workdir = workdir
+        self.extra_args = list(extra_args)
         self.log_path = workdir / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -174,7 +175,8 @@ class Operator:
                "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", self.namespace, "--log-format", "json"],
+                [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", self.namespace, "--log-format", "json",
+                 *self.extra_args],
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 

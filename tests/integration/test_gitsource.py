@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -526,3 +528,60 @@ def test_concurrent_fetches_of_different_urls(source: GitSource, make_repo: Call
 
     assert errors == []
     assert got == expected
+
+
+# --- size limit ---------------------------------------------------------------------------------------
+
+
+def test_file_over_the_size_limit_is_refused(source: GitSource, origin: GitRepo) -> None:
+    origin.commit("big", {"big.yaml": b"x" * 2000})
+    err = source_error(lambda: source.snapshot(origin.url, MAIN, "big.yaml", max_bytes=1999))
+    assert err.reason == "ManifestTooLarge"
+    assert "2000 bytes" in err.message and "1999 bytes" in err.message
+    assert source.snapshot(origin.url, MAIN, "big.yaml", max_bytes=2000).content == b"x" * 2000
+
+
+def test_default_size_limit_is_a_million_bytes(source: GitSource, origin: GitRepo) -> None:
+    origin.commit("sizes", {"at-limit": b"y" * 1_000_000, "over-limit": b"y" * 1_000_001})
+    assert len(source.snapshot(origin.url, MAIN, "at-limit").content) == 1_000_000
+    assert source_error(lambda: source.snapshot(origin.url, MAIN, "over-limit")).reason == "ManifestTooLarge"
+
+
+READ_AND_MEASURE = """
+import re, sys
+from pathlib import Path
+from bluegreen.gitsource import GitSource, SourceError
+def peak_kib():  # this process's own high-water mark (ru_maxrss would include the forking parent's)
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+cache, url, sha, limit = sys.argv[1:]
+source = GitSource(Path(cache))
+before = peak_kib()
+try:
+    outcome = str(len(source.read(url, sha, "huge.bin", max_bytes=int(limit)).content))
+except SourceError as exc:
+    outcome = exc.reason
+print(outcome, peak_kib() - before)
+"""
+
+
+def test_oversized_file_is_refused_without_loading_it(
+    source: GitSource, origin: GitRepo, cache_dir: Path
+) -> None:
+    """Peak memory of a fresh process: reading the 32 MiB blob grows it, refusing it does not."""
+    size = 32 * 1024 * 1024
+    sha = origin.commit("huge", {"huge.bin": b"0123456789abcdef" * (size // 16)})
+    source.fetch(origin.url, MAIN)
+
+    def read(limit: int) -> tuple[str, int]:
+        done = subprocess.run(
+            [sys.executable, "-c", READ_AND_MEASURE, str(cache_dir), origin.url, sha, str(limit)],
+            capture_output=True, text=True, check=True,
+        )
+        outcome, grown_kib = done.stdout.split()
+        return outcome, int(grown_kib)
+
+    refused, refused_growth = read(1_000_000)
+    loaded, loaded_growth = read(size)
+    assert (refused, loaded) == ("ManifestTooLarge", str(size))
+    assert loaded_growth > 24 * 1024  # the control: loading it does show
+    assert refused_growth < 8 * 1024, refused_growth

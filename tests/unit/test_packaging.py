@@ -28,6 +28,10 @@ CHART = ROOT / "charts" / "bluegreen-operator"
 CHART_CRD = CHART / "crds" / CRD.name
 
 OPERATOR_NAMESPACE = "bluegreen-system"
+WEBHOOK_PORT = 9443
+WEBHOOK_SECRET = "bluegreen-webhook"
+WEBHOOK_SECRET_FILE = "/etc/bluegreen/webhook/secret"
+WEBHOOK_ARGS = ["--webhook-listen", f"0.0.0.0:{WEBHOOK_PORT}", "--webhook-secret-file", WEBHOOK_SECRET_FILE]
 EXAMPLE_WATCHED_NAMESPACE = "bluegreen-apps"
 CACHE_DIR = "/var/cache/bluegreen"
 
@@ -254,7 +258,8 @@ def test_operator_args_match_the_rbac_mode(mode: str) -> None:
     directory, scope_args = MODES[mode]
     docs = kustomize_build(directory)
     args = operator_container(only(docs, "Deployment"))["args"]
-    assert args == ["run", *scope_args, "--log-format", "json", "--liveness", "http://0.0.0.0:8080/healthz"]
+    assert args == ["run", *scope_args, "--log-format", "json", "--liveness", "http://0.0.0.0:8080/healthz",
+                    *WEBHOOK_ARGS]
     kinds = {doc["kind"] for doc in docs}
     if mode == "cluster-wide":
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
@@ -313,6 +318,30 @@ def test_webhook_service_selects_the_operator(mode: str) -> None:
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     ports = {p["name"]: p["containerPort"] for p in operator_container(deployment)["ports"]}
     assert ports.get("webhook") == 9443
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_webhook_receiver_listens_behind_the_service_with_the_secret_mounted_read_only(mode: str) -> None:
+    directory, _ = MODES[mode]
+    docs = kustomize_build(directory)
+    deployment = only(docs, "Deployment")
+    container = operator_container(deployment)
+    args = _parser().parse_args(container["args"])  # the real CLI parser
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.webhook_listen == ("0.0.0.0", ports["webhook"])
+    assert only(docs, "Service")["spec"]["ports"][0]["targetPort"] == ports["webhook"] == WEBHOOK_PORT
+    secret_file = Path(args.webhook_secret_file)
+    mounts = [m for m in container["volumeMounts"] if secret_file.is_relative_to(m["mountPath"])]
+    assert len(mounts) == 1, f"{mode}: exactly one mount must hold {secret_file}: {mounts}"
+    mount = mounts[0]
+    assert mount.get("readOnly") is True, f"{mode}: the webhook secret must be mounted read-only"
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == WEBHOOK_SECRET
+    assert secret.get("optional") is False, "documented choice: the pod waits for the Secret"
+    relative = str(secret_file.relative_to(mount["mountPath"]))
+    assert {item["path"]: item["key"] for item in secret["items"]} == {relative: "secret"}
+    assert secret["defaultMode"] & 0o007 == 0, "not readable by others"
 
 
 def test_namespaced_copies_stay_in_step_with_the_cluster_wide_files() -> None:
@@ -393,6 +422,8 @@ def test_chart_defaults() -> None:
     assert values["extraArgs"] == []
     assert values["serviceAccount"]["create"] is True
     assert values["webhook"]["service"] == {"enabled": True, "type": "ClusterIP", "port": 80}
+    assert values["webhook"]["enabled"] is True
+    assert values["webhook"]["secretName"] == WEBHOOK_SECRET
     assert values["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "500m", "memory": "512Mi"},
@@ -434,6 +465,13 @@ def test_chart_deployment_matches_the_plain_install() -> None:
         "mountPath: " + CACHE_DIR,
         "path: /healthz",
         "automountServiceAccountToken: true",
+        "- --webhook-listen",
+        f'- "0.0.0.0:{WEBHOOK_PORT}"',
+        "- --webhook-secret-file",
+        f"- {WEBHOOK_SECRET_FILE}",
+        f"mountPath: {Path(WEBHOOK_SECRET_FILE).parent}",
+        "secretName: {{ .Values.webhook.secretName | quote }}",
+        f"containerPort: {WEBHOOK_PORT}",
     ):
         assert line in template, f"charts/bluegreen-operator/templates/deployment.yaml lacks {line!r}"
     volumes = template.split("volumes:", 1)[1]
@@ -442,3 +480,9 @@ def test_chart_deployment_matches_the_plain_install() -> None:
         "--namespace per watched namespace"
     )
     assert re.search(r'fail "replicaCount must be 1', template), "replicaCount other than 1 must fail"
+    webhook_blocks = re.findall(r"{{-? if \.Values\.webhook\.enabled }}(.*?){{-? end }}", template, re.DOTALL)
+    assert len(webhook_blocks) == 3, "the webhook args, mount and volume each depend on webhook.enabled"
+    assert "--webhook-listen" in webhook_blocks[0] and "readOnly: true" in webhook_blocks[1]
+    assert "optional: false" in webhook_blocks[2]
+    service = (CHART / "templates" / "service.yaml").read_text()
+    assert "if and .Values.webhook.enabled .Values.webhook.service.enabled" in service
