@@ -106,18 +106,22 @@ class GitRepo:
                                 capture_output=True, text=True)
         return result.stdout.strip()
 
-    def write(self, text: str, path: str | None = None, message: str = "update") -> str:
+    def write(self, text: str, path: str | None = None, message: str = "update",
+              sign_with: Path | None = None) -> str:
+        """Commit ``text`` at ``path``; ``sign_with``: an SSH private key file, like ``git commit -S``."""
         target = self.path / (path or self.manifest_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         self.git("add", "-A")
-        self.git("commit", "-q", "--allow-empty", "-m", message)
+        signing = ("-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_with}.pub") if sign_with else ()
+        self.git(*signing, "commit", "-q", "--allow-empty", *(("-S",) if sign_with else ()), "-m", message)
         return self.head()
 
-    def release(self, image: str, *, replicas: int = 2, delay: int = 1, message: str | None = None) -> str:
+    def release(self, image: str, *, replicas: int = 2, delay: int = 1, message: str | None = None,
+                sign_with: Path | None = None) -> str:
         """Commit the app's Deployment manifest running ``image``; return the commit sha."""
         text = MANIFEST.format(name=self.app, app=self.app, replicas=replicas, image=image, delay=delay)
-        return self.write(text, message=message or f"release {image}")
+        return self.write(text, message=message or f"release {image}", sign_with=sign_with)
 
     def revert(self, sha: str | None = None) -> str:
         self.git("revert", "--no-edit", sha or "HEAD")
