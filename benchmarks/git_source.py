@@ -80,19 +80,29 @@ class Bench:
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.workdir = workdir
-        self.source = workdir / "source"
         self.served = workdir / "served"
+        self.repo = "deploy"  # the repository that commit()/publish() work on
         self.daemon_log = workdir / "git-daemon.log"
         self.port = free_port()
         self.webhook_port = free_port()
 
     # ---- set-up ------------------------------------------------------------------------------------
-    def start_git(self) -> None:
-        self.source.mkdir()
-        self.served.mkdir()
+    @property
+    def source(self) -> Path:
+        return self.workdir / "source" / self.repo
+
+    def new_repository(self, name: str) -> None:
+        """A working repository and its bare copy served by the daemon; later commits go to it."""
+        self.repo = name
+        self.source.mkdir(parents=True)
         git(self.source, "init", "-q", "-b", "main")
         self.commit("v1", "first")
-        subprocess.run(["git", "clone", "-q", "--bare", str(self.source), str(self.served / "deploy.git")], check=True)
+        subprocess.run(["git", "clone", "-q", "--bare", str(self.source), str(self.served / f"{name}.git")],
+                       check=True)
+
+    def start_git(self) -> None:
+        self.served.mkdir()
+        self.new_repository("deploy")
         self.daemon = subprocess.Popen(
             ["git", "daemon", "--verbose", "--export-all", "--reuseaddr", f"--base-path={self.served}",
              "--listen=127.0.0.1", f"--port={self.port}", str(self.served)],
@@ -107,7 +117,7 @@ class Bench:
 
     @property
     def url(self) -> str:
-        return f"git://127.0.0.1:{self.port}/deploy.git"
+        return f"git://127.0.0.1:{self.port}/{self.repo}.git"
 
     def commit(self, version: str, note: str) -> str:
         (self.source / "app.yaml").write_text(MANIFEST.format(version=version, note=note))
@@ -116,7 +126,7 @@ class Bench:
         return git(self.source, "rev-parse", "HEAD")
 
     def publish(self) -> None:
-        git(self.source, "push", "-q", "--force", str(self.served / "deploy.git"), "main")
+        git(self.source, "push", "-q", "--force", str(self.served / f"{self.repo}.git"), "main")
 
     def remote_contacts(self) -> int:
         return len(re.findall(r"Request upload-pack", self.daemon_log.read_text(errors="replace")))
@@ -205,8 +215,10 @@ class Bench:
             per_window.append(self.remote_contacts() - before)
         print(f"remote contacts per {interval:g}s interval, {count} releases: {per_window} "
               f"(median {statistics.median(per_window):g}; target 1)", flush=True)
+        self.core.delete_namespace(MANY)  # the next measurements run on a quiet cluster
 
     def webhook_rollback(self, rounds: int) -> tuple[list[float], float]:
+        self.new_repository("shop")
         self.release(ONE, "shop", "shop", "1h")
         switches: list[tuple[float, str]] = []
         w = watch.Watch()

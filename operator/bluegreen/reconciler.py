@@ -379,7 +379,7 @@ def _refreshed_at(snapshot: Snapshot, default: float) -> float:
     """When the mirror behind ``snapshot`` last contacted the remote (aligns polls of a shared repository)."""
     for holder in (snapshot, snapshot.commit):
         value = getattr(holder, "refreshed_at", None)
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and value > 0:  # 0: this process never contacted that remote
             return float(value)
     return default
 

@@ -1,0 +1,193 @@
+"""When and how the reconciler reads git, with fakes behind its two Protocols (a pure unit: no cluster, no git).
+
+The real cluster and git are exercised end to end in tests/e2e; here the timing rules are pinned: one look
+per interval (aligned with a shared mirror's refresh), a push webhook or the reconcile-at annotation forces
+a look, credentials are read from the Secret on every look, and a transient failure keeps the last good
+manifest while a permanent one holds.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bluegreen.api import Color, GitRef, ReleaseRef
+from bluegreen.gitsource import CommitInfo, Credentials, Snapshot, SourceError
+from bluegreen.planner import ColorState, ServiceState
+from bluegreen.reconciler import Reconciler
+
+MANIFEST = b"""apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec: {containers: [{name: web, image: "shop:%s"}]}
+"""
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.secrets: dict[str, dict[str, bytes]] = {}
+        self.secret_reads = 0
+        self.applied: list[Mapping[str, Any]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.status: dict[str, Any] = {}
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        self.secret_reads += 1
+        return self.secrets.get(name)
+
+    def color_state(self, release: ReleaseRef, color: Color) -> ColorState:
+        """What was applied to this colour (never available: these tests are about git, not rollouts)."""
+        for applied in reversed(self.applied):
+            if applied["metadata"]["name"] == f"{release.name}-{color}":
+                meta = applied["metadata"]
+                return ColorState(color=color, exists=True, replicas=applied["spec"]["replicas"],
+                                  template_hash=meta["annotations"]["bluegreen.dev/template-hash"],
+                                  commit=meta["annotations"]["bluegreen.dev/commit"])
+        return ColorState(color=color)
+
+    def service_state(self, namespace: str, name: str) -> ServiceState:
+        return ServiceState(name=name, exists=True)
+
+    def apply_deployment(self, body: Mapping[str, Any]) -> None:
+        self.applied.append(body)
+
+    def scale(self, release: ReleaseRef, color: Color, replicas: int, annotations: Mapping[str, str | None]) -> None:
+        pass
+
+    def switch_selector(self, namespace: str, service: str, color: Color) -> None:
+        pass
+
+    def patch_status(self, release: ReleaseRef, status: Mapping[str, Any]) -> None:
+        self.status = dict(status)
+
+    def post_event(self, release: ReleaseRef, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason, message))
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.version = "v1"
+        self.error: SourceError | None = None
+
+    def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
+                 not_before: float | None = None) -> Snapshot:
+        self.calls.append({"not_before": not_before, "credentials": credentials})
+        if self.error is not None:
+            raise self.error
+        sha = (self.version.encode().hex() * 40)[:40]
+        commit = CommitInfo(sha, f"release {self.version}", "Dev <dev@example.com>", datetime.now(UTC))
+        return Snapshot(commit, path, MANIFEST % self.version.encode())
+
+    def signature(self, url: str, commit_sha: str, *,
+                  credentials: Credentials | None = None) -> tuple[bytes, bytes] | None:
+        return None  # every commit is unsigned
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def body(**source: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "shop", "name": "shop", "uid": "u1", "generation": 1, "annotations": {}},
+            "spec": {"source": {"url": "https://git.example.com/deploy.git", "path": "d.yaml", "interval": "30s",
+                                **source}, "service": "shop"}}
+
+
+@pytest.fixture
+def world() -> tuple[Reconciler, FakeCluster, FakeSource, Clock]:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    return Reconciler(cluster, source, monotonic=clock), cluster, source, clock
+
+
+def test_git_is_read_once_per_interval(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, _, source, clock = world
+    reconciler.reconcile(body())
+    clock.now += 10
+    reconciler.reconcile(body())
+    assert len(source.calls) == 1, "no second look inside the interval"
+    clock.now += 25
+    reconciler.reconcile(body())
+    assert len(source.calls) == 2
+    assert source.calls[1]["not_before"] == pytest.approx(clock.now - 30), "a refresh within the interval will do"
+
+
+def test_a_push_webhook_forces_a_look_no_older_than_the_push(
+        world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, _, source, clock = world
+    reconciler.reconcile(body())
+    clock.now += 2
+    reconciler.request_check("shop", "shop", clock.now)
+    reconciler.reconcile(body())
+    assert len(source.calls) == 2 and source.calls[1]["not_before"] == clock.now
+    reconciler.reconcile(body())
+    assert len(source.calls) == 2, "a request is served once"
+
+
+def test_reconcile_at_annotation_forces_a_look(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, _, source, _ = world
+    reconciler.reconcile(body())
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    reconciler.reconcile(forced)
+    reconciler.reconcile(forced)
+    assert len(source.calls) == 2
+
+
+def test_credentials_come_from_the_secret_on_every_look(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, cluster, source, clock = world
+    spec = {"secretRef": {"name": "creds"}}
+    reconciler.reconcile(body(**spec))
+    assert cluster.status["conditions"][3]["reason"] == "SecretNotFound"
+    cluster.secrets["creds"] = {"username": b"deployer", "password": b"first"}
+    clock.now += 31
+    reconciler.reconcile(body(**spec))
+    cluster.secrets["creds"] = {"username": b"deployer", "password": b"rotated"}
+    clock.now += 31
+    reconciler.reconcile(body(**spec))
+    passwords = [c["credentials"].password for c in source.calls if c["credentials"]]
+    assert passwords == ["first", "rotated"], "a rotated Secret is used on the next look, without a restart"
+    assert "rotated" not in repr(cluster.status) + repr(cluster.events)
+
+
+def test_unreachable_keeps_the_last_good_manifest_missing_file_holds(
+        world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, cluster, source, clock = world
+    reconciler.reconcile(body())
+    assert len(cluster.applied) == 1
+    source.error = SourceError("RepositoryUnreachable", "git.example.com: connection refused")
+    clock.now += 31
+    reconciler.reconcile(body())
+    assert reconciler.memory("shop", "shop").template is not None, "a release under way can finish"
+    assert cluster.status["conditions"][2]["status"] == "False", "unreachable is not Stalled: it may cure itself"
+    source.error = SourceError("PathNotFound", "d.yaml is not in commit 1234567")
+    clock.now += 31
+    reconciler.reconcile(body())
+    assert reconciler.memory("shop", "shop").template is None
+    assert cluster.status["conditions"][2]["status"] == "True" and cluster.status["conditions"][2]["reason"] == \
+        "PathNotFound"
+    assert ("Warning", "PathNotFound", "d.yaml is not in commit 1234567") in cluster.events
+
+
+def test_an_unsigned_commit_is_never_applied(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+    reconciler, cluster, _, _ = world
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))  # a well-formed public key
+    cluster.secrets["keys"] = {"alice.pub": b"ssh-ed25519 " + base64.b64encode(blob) + b" alice"}
+    reconciler.reconcile(body(verify={"mode": "head", "secretRef": {"name": "keys"}}))
+    assert cluster.applied == []
+    verified = next(c for c in cluster.status["conditions"] if c["type"] == "SourceVerified")
+    assert (verified["status"], verified["reason"]) == ("False", "Unsigned")
+    assert any(reason == "Unsigned" for _, reason, _ in cluster.events)
