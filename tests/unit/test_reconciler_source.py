@@ -147,7 +147,10 @@ def test_reconcile_at_annotation_forces_a_look(world: tuple[Reconciler, FakeClus
     assert len(source.calls) == 2
 
 
-def test_credentials_come_from_the_secret_on_every_look(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
+World = tuple[Reconciler, FakeCluster, FakeSource, Clock]
+
+
+def test_credentials_come_from_the_secret_on_every_look(world: World) -> None:
     reconciler, cluster, source, clock = world
     spec = {"secretRef": {"name": "creds"}}
     reconciler.reconcile(body(**spec))
