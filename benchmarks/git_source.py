@@ -31,11 +31,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+from kubesetup import fresh_namespace, install_crd  # noqa: E402
+
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 MANY, ONE = "bluegreen-bench-many", "bluegreen-bench-webhook"
 SECRET = "bench-webhook-secret"
@@ -132,29 +134,9 @@ class Bench:
         return len(re.findall(r"Request upload-pack", self.daemon_log.read_text(errors="replace")))
 
     def install(self) -> None:
-        ext = client.ApiextensionsV1Api(self.api)
-        crd = yaml.safe_load((ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml").read_text())
-        try:
-            current = ext.read_custom_resource_definition(crd["metadata"]["name"])
-            crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            ext.create_custom_resource_definition(crd)
-            time.sleep(2)
+        install_crd(self.api)
         for ns in (MANY, ONE):
-            try:
-                self.core.delete_namespace(ns)
-                while True:
-                    self.core.read_namespace(ns)
-                    time.sleep(0.5)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            self.core.create_namespace({"metadata": {"name": ns}})
-            while not (sa := self.core.list_namespaced_service_account(ns).items) or not sa[0].secrets:
-                time.sleep(0.1)
+            fresh_namespace(self.core, ns)
 
     def start_operator(self) -> None:
         secret_file = self.workdir / "webhook-secret"

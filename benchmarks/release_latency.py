@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+from kubesetup import fresh_namespace, install_crd  # noqa: E402
+
 NAMESPACE = "bluegreen-bench"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
@@ -125,25 +126,8 @@ def main() -> int:
     api = client.ApiClient()
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
 
-    crd = yaml.safe_load((ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml").read_text())
-    ext = client.ApiextensionsV1Api(api)
-    try:
-        ext.create_custom_resource_definition(crd)
-        time.sleep(2)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    try:
-        core.delete_namespace(NAMESPACE)
-        while True:
-            core.read_namespace(NAMESPACE)
-            time.sleep(0.5)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    while not (sa := core.list_namespaced_service_account(NAMESPACE).items) or not sa[0].secrets:
-        time.sleep(0.1)
+    install_crd(api)
+    fresh_namespace(core, NAMESPACE)
     for name in ("shop", "floor"):
         core.create_namespaced_service(NAMESPACE, {"metadata": {"name": name}, "spec": {
             "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}})

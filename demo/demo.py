@@ -19,11 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+from kubesetup import fresh_namespace, install_crd  # noqa: E402
+
 NAMESPACE = "bluegreen-demo"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 GIT_ENV = {"GIT_AUTHOR_NAME": "Demo Dev", "GIT_AUTHOR_EMAIL": "dev@demo.local", "GIT_COMMITTER_NAME": "Demo Dev",
@@ -60,34 +62,12 @@ class Demo:
 
     # ---- set-up ------------------------------------------------------------------------------------
     def install_crd(self) -> None:
-        ext = client.ApiextensionsV1Api(self.api)
-        body = yaml.safe_load((ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml").read_text())
-        try:
-            current = ext.read_custom_resource_definition(body["metadata"]["name"])
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(body["metadata"]["name"], body)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            ext.create_custom_resource_definition(body)
-        while not any(c.type == "Established" and c.status == "True" for c in
-                      ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []):
-            time.sleep(0.2)
+        install_crd(self.api)
         say("CRD bluegreenreleases.bluegreen.dev installed (kubectl apply -f crds/)")
 
     def fresh_namespace(self) -> None:
-        try:
-            self.core.delete_namespace(NAMESPACE)
-            say(f"deleting the namespace {NAMESPACE} left by an earlier demo")
-            while True:
-                self.core.read_namespace(NAMESPACE)
-                time.sleep(0.5)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        self.core.create_namespace({"metadata": {"name": NAMESPACE}})
-        while not (sa := self.core.list_namespaced_service_account(NAMESPACE).items) or not sa[0].secrets:
-            time.sleep(0.1)
+        fresh_namespace(self.core, NAMESPACE,
+                        on_delete=lambda: say(f"deleting the namespace {NAMESPACE} left by an earlier demo"))
         self.core.create_namespaced_service(NAMESPACE, {
             "metadata": {"name": "shop"},
             "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]}})

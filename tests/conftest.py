@@ -12,13 +12,14 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 CONTROLPLANE = Path(__file__).parent / "cluster" / "controlplane.py"
+sys.path.insert(0, str(CONTROLPLANE.parent))
+from kubesetup import wait_for_token  # noqa: E402
 
 
 def _controlplane(command: str) -> subprocess.CompletedProcess[str]:
@@ -68,11 +69,6 @@ def namespace(kube_client, request: pytest.FixtureRequest) -> Iterator[str]:  # 
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": name, "labels": {"bluegreen.dev/test": "true"}}})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # pods cannot be created before the token controller ran
-        accounts = core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
-        if accounts and accounts[0].secrets:
-            break
-        time.sleep(0.1)
+    wait_for_token(core, name)
     yield name
     core.delete_namespace(name, propagation_policy="Background")

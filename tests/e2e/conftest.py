@@ -24,6 +24,9 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from waiting import wait_until
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+from kubesetup import install_crd
+
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "bluegreenreleases.bluegreen.dev.yaml"
 ROLE = ROOT / "manifests" / "namespaced" / "rbac.yaml"
@@ -43,23 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def crd(kube_client: client.ApiClient) -> None:
     """Install (or update) the CRD from crds/ and wait until it is established."""
-    ext = client.ApiextensionsV1Api(kube_client)
-    body = yaml.safe_load(CRD.read_text())
-    try:
-        current = ext.read_custom_resource_definition(body["metadata"]["name"])
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        ext.replace_custom_resource_definition(body["metadata"]["name"], body)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        ext.create_custom_resource_definition(body)
-
-    def established() -> bool:
-        status = ext.read_custom_resource_definition(body["metadata"]["name"]).status
-        return any(c.type == "Established" and c.status == "True" for c in status.conditions or [])
-
-    wait_until(established, timeout=30, what="CRD established")
-    time.sleep(1)  # let discovery catch up before a client asks for the new kind
+    install_crd(kube_client)
 
 
 # ---- git --------------------------------------------------------------------------------------------
