@@ -19,7 +19,9 @@ The only module of the project that imports pygit2.
 Mirrors. There is one bare mirror per normalized URL and ``Credentials.fingerprint()``: callers with the
 same URL and the same Secret content share it; different credentials (or none) never do, so nobody reads
 through a mirror what only someone else's credentials could fetch. A rotated Secret therefore starts a
-new mirror; the old one stays on disk as cache.
+new mirror; the old one stays on disk as cache. libgit2 writes a pack per fetch and never collects garbage,
+so ``GitSource`` compacts a mirror (``bluegreen.compaction``) once it holds ``pack_limit`` packs: one pack of
+what the refs reach, no unreachable commits, no stale ``shallow`` entries.
 
 Credentials (``Credentials.from_secret_data``), given per call so a rotated Secret applies on the next call:
 
@@ -80,6 +82,7 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode
 
 from bluegreen.api import COMMIT_RE, GitRef, ref_name_problem
+from bluegreen.compaction import PACK_LIMIT, CompactionResult, compact, needs_compaction
 from bluegreen.semver import RangeError, Version, highest_matching, parse_range
 
 __all__ = [
@@ -514,8 +517,14 @@ class _MirrorState:
     """The remote's branches and tags (and peeled ``^{}`` entries) as of ``refreshed_at``."""
     failure: SourceError | None = None
     failed_at: float | None = None
-    counts: dict[str, int] = field(default_factory=lambda: {"ls_remote": 0, "fetch": 0})
-    """Network operations attempted; read and written under ``_STATES_GUARD``."""
+    counts: dict[str, int] = field(default_factory=lambda: {"ls_remote": 0, "fetch": 0, "compact": 0})
+    """Network operations attempted and compactions run; read and written under ``_STATES_GUARD``."""
+    handed_out: dict[str, float] = field(default_factory=dict)
+    """Commits ``fetch`` returned, oldest first, with when: the ``HANDED_OUT_MAX`` most recent are kept through
+    a compaction for ``GitSource.retain_seconds`` even if their branch moved on, so that a caller's following
+    ``read`` or ``signature`` still finds them."""
+    compact_not_before: float = 0.0
+    """After a failed compaction, do not retry before this ``time.monotonic()``."""
 
 
 _STATES: dict[str, _MirrorState] = {}
@@ -526,6 +535,14 @@ def _state_for(mirror: Path) -> _MirrorState:
     key = os.fspath(mirror.absolute())
     with _STATES_GUARD:
         return _STATES.setdefault(key, _MirrorState())
+
+
+def _hand_out(state: _MirrorState, sha: str) -> None:
+    """Note that ``fetch`` returned ``sha`` (the most recent ``HANDED_OUT_MAX`` are remembered)."""
+    state.handed_out.pop(sha, None)
+    state.handed_out[sha] = time.monotonic()
+    while len(state.handed_out) > HANDED_OUT_MAX:
+        del state.handed_out[next(iter(state.handed_out))]
 
 
 @dataclass
@@ -734,6 +751,12 @@ class _Callbacks(pygit2.RemoteCallbacks):
         return SourceError("AuthenticationFailed", f"Authentication to {self.target.display} failed: {problem}.")
 
 
+RETAIN_SECONDS: Final = 60.0
+"""How long a commit ``fetch`` returned survives compaction after its branch moved on (the default)."""
+HANDED_OUT_MAX: Final = 64
+"""At most this many recently returned commits per mirror are kept through compaction beyond the refs."""
+COMPACT_RETRY_SECONDS: Final = 600.0
+"""After a failed compaction, fetches go on without one for this long."""
 COLLECT_EVERY_SECONDS = 60.0
 _last_collect = [time.monotonic()]
 
@@ -810,9 +833,9 @@ def _note_fetched(repo: pygit2.Repository, plan: _FetchPlan, advertised: dict[st
     """Take the fetched ref's target as advertised (it may have moved since the listing)."""
     if plan.refname is None:
         return
-    reference = repo.references.get(plan.refname)
-    if reference is not None and str(reference.target) != advertised.get(plan.refname):
-        advertised[plan.refname] = str(reference.target)
+    target = _local_tips(repo).get(plan.refname)  # not references.get(): it leaks its argument in pygit2 1.21
+    if target is not None and target != advertised.get(plan.refname):
+        advertised[plan.refname] = target
         advertised.pop(plan.refname + "^{}", None)
 
 
@@ -1004,13 +1027,30 @@ class GitSource:
     parallel (SSH calls needing different known_hosts take turns, see the module docstring).
     ``timeout_seconds`` bounds connecting to and each wait on a server; libgit2 keeps this setting
     process-wide, so the most recently constructed ``GitSource`` decides it.
+
+    Mirrors are garbage-collected (``bluegreen.compaction``) after a fetch that leaves ``pack_limit`` packs;
+    commits ``fetch`` returned in the last ``retain_seconds`` are kept even if no ref reaches them any more.
+    ``on_compaction`` hears of every compaction, done or failed (a failed one is retried ten minutes later).
     """
 
-    def __init__(self, cache_dir: Path, *, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        timeout_seconds: float = 30.0,
+        pack_limit: int = PACK_LIMIT,
+        retain_seconds: float = RETAIN_SECONDS,
+        on_compaction: Callable[[Path, CompactionResult | Exception], None] | None = None,
+    ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        if pack_limit < 2:
+            raise ValueError(f"pack_limit must be at least 2, got {pack_limit}")
         self.cache_dir = Path(cache_dir)
         self.timeout_seconds = timeout_seconds
+        self.pack_limit = pack_limit
+        self.retain_seconds = retain_seconds
+        self.on_compaction = on_compaction
         pygit2.settings.server_connect_timeout = _millis(timeout_seconds)
         pygit2.settings.server_timeout = _millis(timeout_seconds)
 
@@ -1019,7 +1059,8 @@ class GitSource:
         return self._mirror_dir(_parse_url(url), credentials)
 
     def stats(self, url: str, credentials: Credentials | None = None) -> dict[str, int]:
-        """Network operations attempted for this mirror by this process: ``{"ls_remote": n, "fetch": n}``."""
+        """Network operations attempted and compactions run for this mirror by this process:
+        ``{"ls_remote": n, "fetch": n, "compact": n}``."""
         state = _state_for(self.mirror_path(url, credentials))
         with _STATES_GUARD:
             return dict(state.counts)
@@ -1035,15 +1076,21 @@ class GitSource:
         state = _state_for(mirror)
         with state.lock:
             repo = self._open_or_create(mirror, remote)
+            refreshed = False
             try:
                 advertised = None if not_before is None else _reuse(state, repo, remote, ref, not_before)
                 if advertised is None:
                     advertised = self._refresh(state, repo, mirror, remote, ref, credentials)
+                    refreshed = True
                     repo.free()
                     repo = pygit2.Repository(str(mirror))  # see what the fetch (maybe a child process) wrote
-                return _commit_info(_resolve(repo, remote, ref, advertised), state.refreshed_at)
+                info = _commit_info(_resolve(repo, remote, ref, advertised), state.refreshed_at)
             finally:
                 repo.free()  # a Repository lives in a reference cycle: release libgit2's handles now
+            _hand_out(state, info.sha)
+            if refreshed:
+                self._maybe_compact(state, mirror)
+            return info
 
     def read(
         self,
@@ -1128,6 +1175,30 @@ class GitSource:
             raise result.error
         assert result.advertised is not None
         return result.advertised
+
+    def _maybe_compact(self, state: _MirrorState, mirror: Path) -> None:
+        """Garbage-collect the mirror once it holds ``pack_limit`` packs (libgit2 adds one per fetch).
+
+        Called with the mirror's lock held. A failure is reported to ``on_compaction`` and retried after
+        ``COMPACT_RETRY_SECONDS``; the mirror stays usable either way.
+        """
+        now = time.monotonic()
+        if now < state.compact_not_before or not needs_compaction(mirror, self.pack_limit):
+            return
+        for sha, handed_at in list(state.handed_out.items()):
+            if now - handed_at > self.retain_seconds:
+                del state.handed_out[sha]
+        outcome: CompactionResult | Exception
+        try:
+            outcome = compact(mirror, extra_roots=state.handed_out)
+        except (pygit2.GitError, OSError) as exc:
+            state.compact_not_before = now + COMPACT_RETRY_SECONDS
+            outcome = exc
+        else:
+            with _STATES_GUARD:
+                state.counts["compact"] += 1
+        if self.on_compaction is not None:
+            self.on_compaction(mirror, outcome)
 
     def _mirror_dir(self, remote: _Remote, credentials: Credentials | None) -> Path:
         identity = remote.key if credentials is None else f"{remote.key}\0{credentials.fingerprint()}"
@@ -1356,12 +1427,16 @@ def _check_size(repo: pygit2.Repository, blob: pygit2.Blob, path: str, where: st
 
 
 def _entry(tree: pygit2.Tree, name: str) -> tuple[int, pygit2.Object | None] | None:
-    """(file mode, object) of ``name`` in ``tree``, or None; the object is None for a submodule."""
-    if name not in tree:
-        return None
-    child = tree[name]
-    mode = int(child.filemode)
-    return mode, None if mode == FileMode.COMMIT else child
+    """(file mode, object) of ``name`` in ``tree``, or None; the object is None for a submodule.
+
+    Found by iterating: pygit2 1.21's ``name in tree`` and ``tree[name]`` never release ``name`` (one string
+    leaked per call, forever, in a process that reads on every fetch).
+    """
+    for child in tree:
+        if child.name == name:
+            mode = int(child.filemode)
+            return mode, None if mode == FileMode.COMMIT else child
+    return None
 
 
 def _commit_info(commit: pygit2.Commit, refreshed_at: float | None) -> CommitInfo:

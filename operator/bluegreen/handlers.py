@@ -22,6 +22,7 @@ from typing import Any
 import kopf
 
 from bluegreen.api import GROUP, LABEL_RELEASE, PLURAL, VERSION
+from bluegreen.compaction import CompactionResult
 from bluegreen.controller import Controller
 from bluegreen.gitsource import GitSource
 from bluegreen.kube import KubeCluster, load_api_client
@@ -57,7 +58,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.networking.request_timeout = 60
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     cluster = KubeCluster(load_api_client())
-    source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")))
+    source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
+                       on_compaction=log_compaction)
     reconciler = Reconciler(cluster, source)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
@@ -77,6 +79,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             raise kopf.PermanentError(f"webhook receiver cannot listen on {config.host}:{config.port}: {exc}") from None
         memo.webhook = server
     get_logger().info("operator started", cache_dir=str(cache_dir()))
+
+
+def log_compaction(mirror: Path, outcome: CompactionResult | Exception) -> None:
+    """One log line per mirror garbage collection (see ``bluegreen.compaction``)."""
+    log = get_logger().bind(mirror=mirror.name)
+    if isinstance(outcome, Exception):
+        log.warning("mirror compaction failed; retried in 10 minutes", error=f"{type(outcome).__name__}: {outcome}")
+    else:
+        log.info("mirror compacted", packs_before=outcome.packs_before, packs_after=outcome.packs_after,
+                 objects=outcome.objects, loose_removed=outcome.loose_removed,
+                 shallow_before=outcome.shallow_before, shallow_after=outcome.shallow_after,
+                 ms=round(outcome.seconds * 1000, 1))
 
 
 @kopf.on.cleanup()

@@ -192,7 +192,7 @@ def test_ssh_without_known_hosts_fails_before_connecting(
     assert "known_hosts" in err.message and "ssh-keyscan" in err.message
     assert elapsed < 0.5
     assert ssh_server.log_count("Connection from") == 0
-    assert source.stats(ssh_server.url(REPO), creds) == {"ls_remote": 0, "fetch": 0}
+    assert source.stats(ssh_server.url(REPO), creds) == {"ls_remote": 0, "fetch": 0, "compact": 0}
 
 
 def test_ssh_keyscan_output_hashed_with_comments_and_markers(
@@ -435,7 +435,7 @@ def test_semver_picks_the_highest_matching_tag_and_follows_new_ones(
     assert source.fetch(url, ref).sha == newer
     before = source.stats(url)
     assert source.fetch(url, ref).sha == newer
-    assert source.stats(url) == {"ls_remote": before["ls_remote"] + 1, "fetch": before["fetch"]}
+    assert source.stats(url) == {**before, "ls_remote": before["ls_remote"] + 1}
 
 
 def test_semver_without_a_matching_tag_names_the_range_and_the_tags_seen(
@@ -529,7 +529,7 @@ def test_rotation_takes_effect_on_the_next_call(
     new = basic(caFile=tls.ca.cert_pem)
     assert source.fetch(url, MAIN, credentials=new).sha == origin.head()
     assert source.mirror_path(url, old) != source.mirror_path(url, new)
-    assert source.stats(url, new) == {"ls_remote": 1, "fetch": 1}
+    assert source.stats(url, new) == {"ls_remote": 1, "fetch": 1, "compact": 0}
 
 
 def test_secrets_stay_out_of_messages_repr_and_files(
@@ -634,7 +634,7 @@ def test_callers_with_the_same_credentials_share_one_mirror_and_one_refresh(
     assert errors == []
     assert results == [origin.head()] * 4
     assert len(list(cache_dir.iterdir())) == 1
-    assert GitSource(cache_dir).stats(url, basic(caFile=tls.ca.cert_pem)) == {"ls_remote": 1, "fetch": 1}
+    assert GitSource(cache_dir).stats(url, basic(caFile=tls.ca.cert_pem)) == {"ls_remote": 1, "fetch": 1, "compact": 0}
 
 
 def test_different_credentials_never_share_a_mirror(
@@ -655,11 +655,11 @@ def test_unchanged_ref_is_listed_but_not_fetched_and_a_moved_one_is_fetched(
     url = git_daemon.url(REPO)
     source.fetch(url, MAIN)
     source.fetch(url, MAIN)
-    assert source.stats(url) == {"ls_remote": 2, "fetch": 1}
+    assert source.stats(url) == {"ls_remote": 2, "fetch": 1, "compact": 0}
     origin.commit("v2", {MANIFEST: V2})
     served.push(REPO, origin)
     assert source.fetch(url, MAIN).sha == origin.head()
-    assert source.stats(url) == {"ls_remote": 3, "fetch": 2}
+    assert source.stats(url) == {"ls_remote": 3, "fetch": 2, "compact": 0}
 
 
 def test_not_before_reuses_a_recent_refresh_and_reports_when_it_was(
@@ -676,19 +676,19 @@ def test_not_before_reuses_a_recent_refresh_and_reports_when_it_was(
 
     reused = source.fetch(url, MAIN, not_before=first.refreshed_at)
     assert (reused.sha, reused.refreshed_at) == (first.sha, first.refreshed_at)
-    assert source.stats(url) == {"ls_remote": 1, "fetch": 1}
+    assert source.stats(url) == {"ls_remote": 1, "fetch": 1, "compact": 0}
 
     fresh = source.fetch(url, MAIN, not_before=time.monotonic())
     assert fresh.sha == origin.head() and fresh.refreshed_at > first.refreshed_at
     assert source.read(url, fresh.sha, MANIFEST).refreshed_at == fresh.refreshed_at
-    assert source.stats(url) == {"ls_remote": 2, "fetch": 2}
+    assert source.stats(url) == {"ls_remote": 2, "fetch": 2, "compact": 0}
 
     # Another ref of the same mirror, listed by that refresh but never fetched: the remote is contacted.
     assert source.fetch(url, GitRef("tag", "side-tag"), not_before=fresh.refreshed_at).sha == side
-    assert source.stats(url) == {"ls_remote": 3, "fetch": 3}
+    assert source.stats(url) == {"ls_remote": 3, "fetch": 3, "compact": 0}
     # A ref the listing had and the mirror holds: answered from the mirror.
     assert source.fetch(url, GitRef("branch", "side"), not_before=fresh.refreshed_at).sha == side
-    assert source.stats(url) == {"ls_remote": 3, "fetch": 3}
+    assert source.stats(url) == {"ls_remote": 3, "fetch": 3, "compact": 0}
 
 
 def test_a_recent_failure_is_reported_again_without_contacting_the_remote(source: GitSource) -> None:
@@ -697,6 +697,6 @@ def test_a_recent_failure_is_reported_again_without_contacting_the_remote(source
     first = source_error(lambda: source.fetch(url, MAIN, not_before=started))
     again = source_error(lambda: source.fetch(url, MAIN, not_before=started))
     assert (again.reason, again.message) == (first.reason, first.message)
-    assert source.stats(url) == {"ls_remote": 1, "fetch": 0}
+    assert source.stats(url) == {"ls_remote": 1, "fetch": 0, "compact": 0}
     source_error(lambda: source.fetch(url, MAIN, not_before=time.monotonic()))
     assert source.stats(url)["ls_remote"] == 2
