@@ -265,6 +265,20 @@ class Bench:
                 print(f"  after {i:4d} fetch cycles: operator RSS {samples[-1][1] / 1024:6.1f} MiB", flush=True)
         return samples
 
+    def mirror_facts(self) -> str:
+        """Packs and shallow entries in the webhook repository's mirror, and the compactions the operator ran."""
+        log = self.operator_log.read_text(errors="replace")
+        runs = [json.loads(line) for line in log.splitlines() if '"mirror compacted"' in line]
+        facts = []
+        for mirror in sorted((self.workdir / "cache").iterdir()):
+            if (mirror / "objects" / "pack").is_dir():
+                packs = len(list((mirror / "objects" / "pack").glob("*.pack")))
+                shallow = mirror / "shallow"
+                entries = len(shallow.read_text().split()) if shallow.exists() else 0
+                facts.append(f"{mirror.name}: {packs} packs, {entries} shallow entries")
+        took = statistics.median(r["ms"] for r in runs) if runs else 0.0
+        return f"mirrors after the cycles: {'; '.join(facts)}; compactions: {len(runs)} (median {took:.1f} ms)"
+
     def stop(self) -> None:
         for process in (getattr(self, "operator", None), getattr(self, "daemon", None)):
             if process is not None and process.poll() is None:
@@ -273,6 +287,19 @@ class Bench:
         for ns in (MANY, ONE):
             with contextlib.suppress(ApiException):
                 self.core.delete_namespace(ns)
+
+
+def report_memory(samples: list[tuple[int, int]]) -> None:
+    """Growth from cycle 100 to the end, and over the second half alone (steady state)."""
+    by_cycle = dict(samples)
+    last = samples[-1][0]
+    half = max((c for c in by_cycle if c <= last // 2), default=0)
+    start = 100 if 100 in by_cycle and last > 100 else 0
+    for label, a in (("overall", start), ("second half", half)):
+        if last > a:
+            grew = by_cycle[last] - by_cycle[a]
+            print(f"RSS {label}: cycle {a} {by_cycle[a] / 1024:.1f} MiB -> cycle {last} {by_cycle[last] / 1024:.1f} MiB"
+                  f", {grew / 1024:+.2f} MiB ({grew * 1024 / (last - a):+.0f} bytes per cycle)", flush=True)
 
 
 def main() -> int:
@@ -297,10 +324,8 @@ def main() -> int:
               f"ratio {statistics.median(timings) / floor:.1f}x", flush=True)
         print(f"== 3. operator memory over {args.cycles} fetch cycles", flush=True)
         samples = bench.memory_cycles(args.cycles)
-        first, last = samples[1][1] if len(samples) > 1 else samples[0][1], samples[-1][1]
-        print(f"RSS at cycle {samples[1][0] if len(samples) > 1 else 0}: {first / 1024:.1f} MiB, at cycle "
-              f"{samples[-1][0]}: {last / 1024:.1f} MiB; growth {(last - first) / 1024:+.1f} MiB "
-              f"({(last - first) / max(1, samples[-1][0] - samples[1][0]) :.2f} KiB per cycle)", flush=True)
+        report_memory(samples)
+        print(bench.mirror_facts(), flush=True)
     finally:
         bench.stop()
     return 0

@@ -11,11 +11,16 @@ loose objects, and drops ``shallow`` entries for commits that are gone. The new 
 anything is removed, so a crash midway leaves a readable mirror (with duplicates the next run removes).
 
 The caller must hold the mirror exclusively for the duration (``GitSource`` holds the mirror's lock).
+
+``stale_mirrors`` finds what a cache directory no longer needs: mirrors nobody fetched through for a week
+(a deleted release, a rotated Secret: each credential set has its own mirror) and staging directories
+left by an interrupted mirror creation.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -32,6 +37,8 @@ PACK_LIMIT: Final = 32
 
 _PACK_SUFFIXES: Final = (".pack", ".idx", ".rev", ".bitmap", ".mtimes", ".promisor")
 _HEX: Final = frozenset("0123456789abcdef")
+_MIRROR_NAME: Final = re.compile(r"[0-9a-f]{16}")
+_STAGING_NAME: Final = re.compile(r"\.[0-9a-f]{16}\.[0-9a-f]{32}\.tmp")
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,25 @@ def compact(mirror: Path, extra_roots: Iterable[str] = ()) -> CompactionResult:
         shallow_after=shallow_after,
         seconds=time.monotonic() - started,
     )
+
+
+def stale_mirrors(cache_dir: Path, *, now: float, stale_after: float, staging_after: float = 3600.0) -> list[Path]:
+    """Entries of ``cache_dir`` to delete: mirrors (16 hex digits) last used more than ``stale_after``
+    seconds before ``now`` (wall-clock; a mirror's directory mtime is its last use) and staging directories
+    (``.<mirror>.<id>.tmp``) older than ``staging_after``. Anything else in the directory is left alone."""
+    found = []
+    try:
+        entries = list(os.scandir(cache_dir))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+        stale_mirror = _MIRROR_NAME.fullmatch(entry.name) and age > stale_after
+        if stale_mirror or (_STAGING_NAME.fullmatch(entry.name) and age > staging_after):
+            found.append(Path(entry.path))
+    return sorted(found)
 
 
 def _packs(mirror: Path) -> set[str]:

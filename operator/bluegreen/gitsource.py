@@ -18,10 +18,11 @@ The only module of the project that imports pygit2.
 
 Mirrors. There is one bare mirror per normalized URL and ``Credentials.fingerprint()``: callers with the
 same URL and the same Secret content share it; different credentials (or none) never do, so nobody reads
-through a mirror what only someone else's credentials could fetch. A rotated Secret therefore starts a
-new mirror; the old one stays on disk as cache. libgit2 writes a pack per fetch and never collects garbage,
-so ``GitSource`` compacts a mirror (``bluegreen.compaction``) once it holds ``pack_limit`` packs: one pack of
-what the refs reach, no unreachable commits, no stale ``shallow`` entries.
+through a mirror what only someone else's credentials could fetch. A rotated Secret therefore starts a new
+mirror; the old one is deleted once unused for a week (``stale_after_seconds``). libgit2 writes a pack per
+fetch and never collects garbage, so ``GitSource`` compacts a mirror (``bluegreen.compaction``) once it
+holds ``pack_limit`` packs: one pack of what the refs reach, no unreachable commits, no stale ``shallow``
+entries.
 
 Credentials (``Credentials.from_secret_data``), given per call so a rotated Secret applies on the next call:
 
@@ -82,7 +83,7 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode
 
 from bluegreen.api import COMMIT_RE, GitRef, ref_name_problem
-from bluegreen.compaction import PACK_LIMIT, CompactionResult, compact, needs_compaction
+from bluegreen.compaction import PACK_LIMIT, CompactionResult, compact, needs_compaction, stale_mirrors
 from bluegreen.semver import RangeError, Version, highest_matching, parse_range
 
 __all__ = [
@@ -537,6 +538,12 @@ def _state_for(mirror: Path) -> _MirrorState:
         return _STATES.setdefault(key, _MirrorState())
 
 
+def _touch(mirror: Path) -> None:
+    """Mark the mirror as used now (its directory mtime): see ``stale_mirrors``."""
+    with contextlib.suppress(OSError):
+        os.utime(mirror)
+
+
 def _hand_out(state: _MirrorState, sha: str) -> None:
     """Note that ``fetch`` returned ``sha`` (the most recent ``HANDED_OUT_MAX`` are remembered)."""
     state.handed_out.pop(sha, None)
@@ -753,6 +760,9 @@ class _Callbacks(pygit2.RemoteCallbacks):
 
 RETAIN_SECONDS: Final = 60.0
 """How long a commit ``fetch`` returned survives compaction after its branch moved on (the default)."""
+STALE_AFTER_SECONDS: Final = 7 * 24 * 3600.0
+"""A mirror not fetched through for this long (a deleted release, a rotated Secret) is deleted."""
+SWEEP_EVERY_SECONDS: Final = 3600.0
 HANDED_OUT_MAX: Final = 64
 """At most this many recently returned commits per mirror are kept through compaction beyond the refs."""
 COMPACT_RETRY_SECONDS: Final = 600.0
@@ -1031,6 +1041,8 @@ class GitSource:
     Mirrors are garbage-collected (``bluegreen.compaction``) after a fetch that leaves ``pack_limit`` packs;
     commits ``fetch`` returned in the last ``retain_seconds`` are kept even if no ref reaches them any more.
     ``on_compaction`` hears of every compaction, done or failed (a failed one is retried ten minutes later).
+    Mirrors nobody fetched through for ``stale_after_seconds`` are deleted (checked hourly); ``on_sweep``
+    hears of each.
     """
 
     def __init__(
@@ -1040,7 +1052,9 @@ class GitSource:
         timeout_seconds: float = 30.0,
         pack_limit: int = PACK_LIMIT,
         retain_seconds: float = RETAIN_SECONDS,
+        stale_after_seconds: float = STALE_AFTER_SECONDS,
         on_compaction: Callable[[Path, CompactionResult | Exception], None] | None = None,
+        on_sweep: Callable[[Path], None] | None = None,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
@@ -1050,6 +1064,9 @@ class GitSource:
         self.timeout_seconds = timeout_seconds
         self.pack_limit = pack_limit
         self.retain_seconds = retain_seconds
+        self.stale_after_seconds = stale_after_seconds
+        self.on_sweep = on_sweep
+        self._swept_at: float | None = None
         self.on_compaction = on_compaction
         pygit2.settings.server_connect_timeout = _millis(timeout_seconds)
         pygit2.settings.server_timeout = _millis(timeout_seconds)
@@ -1074,8 +1091,10 @@ class GitSource:
         _check_transport(remote, credentials)
         mirror = self._mirror_dir(remote, credentials)
         state = _state_for(mirror)
+        self._sweep_cache(keep=mirror)
         with state.lock:
             repo = self._open_or_create(mirror, remote)
+            _touch(mirror)
             refreshed = False
             try:
                 advertised = None if not_before is None else _reuse(state, repo, remote, ref, not_before)
@@ -1175,6 +1194,31 @@ class GitSource:
             raise result.error
         assert result.advertised is not None
         return result.advertised
+
+    def _sweep_cache(self, keep: Path) -> None:
+        """At most once per ``SWEEP_EVERY_SECONDS`` (the first time on the first fetch): delete mirrors
+        unused for ``stale_after_seconds`` and leftover staging directories (``stale_mirrors``).
+
+        A mirror in use is skipped (its lock is only tried), so nothing is deleted under a running fetch;
+        a release that comes back later simply fetches into a new mirror.
+        """
+        now = time.monotonic()
+        with _STATES_GUARD:
+            if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY_SECONDS:
+                return
+            self._swept_at = now
+        for path in stale_mirrors(self.cache_dir, now=time.time(), stale_after=self.stale_after_seconds):
+            if path == keep:
+                continue
+            state = _state_for(path)
+            if not state.lock.acquire(blocking=False):
+                continue
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                state.lock.release()
+            if self.on_sweep is not None:
+                self.on_sweep(path)
 
     def _maybe_compact(self, state: _MirrorState, mirror: Path) -> None:
         """Garbage-collect the mirror once it holds ``pack_limit`` packs (libgit2 adds one per fetch).

@@ -59,7 +59,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     cluster = KubeCluster(load_api_client())
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
-                       on_compaction=log_compaction)
+                       on_compaction=log_compaction,
+                       on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
     reconciler = Reconciler(cluster, source)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))

@@ -8,6 +8,7 @@ and a failed compaction never fails a fetch.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -265,3 +266,43 @@ def test_compact_packs_loose_objects_and_drops_unreachable_ones(tmp_path: Path, 
     assert count_objects(bare)["count"] == 0 and count_objects(bare)["packs"] == 1
     assert has_object(bare, env_commit) and has_object(bare, loose_blob) and not has_object(bare, garbage)
     assert_fsck_clean(bare)
+
+
+# --- unused mirrors --------------------------------------------------------------------------------------
+
+
+def test_unused_mirrors_and_staging_leftovers_are_removed(
+    cache_dir: Path, make_repo: Callable[[str], GitRepo]
+) -> None:
+    """A rotated Secret or a deleted release leaves a mirror nobody fetches through: it goes after a week."""
+    old_repo, live_repo = make_repo("old"), make_repo("live")
+    for repo in (old_repo, live_repo):
+        repo.commit("v1", {MANIFEST: manifest(1)})
+    earlier = GitSource(cache_dir)
+    earlier.fetch(old_repo.url, MAIN)
+    earlier.fetch(live_repo.url, MAIN)
+    old_mirror, live_mirror = earlier.mirror_path(old_repo.url), earlier.mirror_path(live_repo.url)
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old_mirror, (week_ago, week_ago))
+    os.utime(live_mirror, (week_ago, week_ago))  # stale too, but fetched through below: kept
+    staging = cache_dir / f".{old_mirror.name}.{'0' * 32}.tmp"
+    staging.mkdir()
+    os.utime(staging, (time.time() - 7200, time.time() - 7200))
+    fresh_staging = cache_dir / f".{live_mirror.name}.{'1' * 32}.tmp"
+    fresh_staging.mkdir()
+    unrelated = cache_dir / "notes"
+    unrelated.mkdir()
+    os.utime(unrelated, (week_ago, week_ago))
+
+    removed: list[Path] = []
+    source = GitSource(cache_dir, on_sweep=removed.append)
+    assert source.snapshot(live_repo.url, MAIN, MANIFEST).content == manifest(1)
+
+    assert sorted(removed) == sorted([old_mirror, staging])
+    assert not old_mirror.exists() and not staging.exists()
+    assert live_mirror.exists() and fresh_staging.exists() and unrelated.exists()
+    assert time.time() - live_mirror.stat().st_mtime < 60  # the fetch marked it used
+    # Swept once an hour, not on every fetch: a mirror going stale now stays until the next sweep.
+    os.utime(live_mirror, (week_ago, week_ago))
+    source.fetch(old_repo.url, MAIN)  # recreated on demand
+    assert live_mirror.exists() and old_mirror.exists() and len(removed) == 2
