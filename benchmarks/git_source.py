@@ -262,7 +262,7 @@ class Bench:
                 time.sleep(0.01)
             if i % 100 == 0:
                 samples.append((i, rss_kib(self.operator.pid)))
-                print(f"  after {i:4d} fetch cycles: operator RSS {samples[-1][1] / 1024:6.1f} MiB", flush=True)
+                print(f"  after {i:4d} fetch cycles: operator RSS {samples[-1][1] / 1024:7.2f} MiB", flush=True)
         return samples
 
     def mirror_facts(self) -> str:

@@ -139,6 +139,11 @@ class Controller:
                                  error=f"{type(exc).__name__}: {exc}"[:500], retry_in=delay)
             finally:
                 self._active.discard(key)
+            if key not in self._releases:  # deleted during the pass: drop what the pass may have re-created
+                self._failures.pop(key, None)
+                if self._forget is not None:
+                    self._forget(*key)
+                continue
             if key in self._queued:  # events arrived while we worked: go again now
                 self._queue.put_nowait(key)
             elif delay is not None and key in self._releases:
