@@ -197,7 +197,17 @@ class Bench:
             per_window.append(self.remote_contacts() - before)
         print(f"remote contacts per {interval:g}s interval, {count} releases: {per_window} "
               f"(median {statistics.median(per_window):g}; target 1)", flush=True)
-        self.core.delete_namespace(MANY)  # the next measurements run on a quiet cluster
+        self.core.delete_namespace(MANY)  # the next measurements run on a quiet cluster: wait until it is gone
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                self.core.read_namespace(MANY)
+            except ApiException as exc:
+                if exc.status == 404:
+                    break
+                raise
+            time.sleep(1)
+        time.sleep(5)  # the operator's last DELETED events
 
     def webhook_rollback(self, rounds: int) -> tuple[list[float], float]:
         self.new_repository("shop")
