@@ -84,6 +84,7 @@ from pygit2.enums import CredentialType, FetchPrune, FileMode
 
 from bluegreen.api import COMMIT_RE, GitRef, ref_name_problem
 from bluegreen.compaction import PACK_LIMIT, CompactionResult, compact, needs_compaction, stale_mirrors
+from bluegreen.heap import release_free_memory
 from bluegreen.semver import RangeError, Version, highest_matching, parse_range
 
 __all__ = [
@@ -777,12 +778,14 @@ def _collect_cycles() -> None:
     The remote and its callbacks end up in reference cycles that hold libgit2 memory Python's collector
     thresholds do not notice, so without this the operator grows by ~0.4 KiB per remote contact, forever.
     A full collection takes tens of milliseconds in a busy operator, too much for every webhook-triggered
-    fetch; once a minute keeps memory bounded at a negligible cost.
+    fetch; once a minute keeps memory bounded at a negligible cost. The freed pages then go back to the
+    operating system (``bluegreen.heap``), so the process's RSS tracks what is alive.
     """
     now = time.monotonic()
     if now - _last_collect[0] >= COLLECT_EVERY_SECONDS:
         _last_collect[0] = now
         gc.collect()
+        release_free_memory()
 
 
 def _sync_mirror(
