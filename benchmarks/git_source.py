@@ -310,6 +310,9 @@ def report_memory(samples: list[tuple[int, int]]) -> None:
             grew = by_cycle[last] - by_cycle[a]
             print(f"RSS {label}: cycle {a} {by_cycle[a] / 1024:.1f} MiB -> cycle {last} {by_cycle[last] / 1024:.1f} MiB"
                   f", {grew / 1024:+.2f} MiB ({grew * 1024 / (last - a):+.0f} bytes per cycle)", flush=True)
+    steady = [rss for cycle, rss in samples if cycle >= half]
+    print(f"RSS from cycle {half} on stays within {min(steady) / 1024:.2f} .. {max(steady) / 1024:.2f} MiB "
+          "(freed heap goes back to the OS once a minute, hence a sawtooth)", flush=True)
 
 
 def main() -> int:
