@@ -110,9 +110,12 @@ def stale_mirrors(cache_dir: Path, *, now: float, stale_after: float, staging_af
     except FileNotFoundError:
         return []
     for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:  # removed meanwhile, e.g. a staging directory renamed into place
             continue
-        age = now - entry.stat(follow_symlinks=False).st_mtime
         stale_mirror = _MIRROR_NAME.fullmatch(entry.name) and age > stale_after
         if stale_mirror or (_STAGING_NAME.fullmatch(entry.name) and age > staging_after):
             found.append(Path(entry.path))

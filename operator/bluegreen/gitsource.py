@@ -1210,7 +1210,11 @@ class GitSource:
             if self._swept_at is not None and now - self._swept_at < SWEEP_EVERY_SECONDS:
                 return
             self._swept_at = now
-        for path in stale_mirrors(self.cache_dir, now=time.time(), stale_after=self.stale_after_seconds):
+        try:
+            stale = stale_mirrors(self.cache_dir, now=time.time(), stale_after=self.stale_after_seconds)
+        except OSError:  # an unreadable cache directory: the fetch reports it if it matters; tried next hour
+            return
+        for path in stale:
             if path == keep:
                 continue
             state = _state_for(path)
