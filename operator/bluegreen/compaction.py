@@ -12,18 +12,21 @@ anything is removed, so a crash midway leaves a readable mirror (with duplicates
 
 The caller must hold the mirror exclusively for the duration (``GitSource`` holds the mirror's lock).
 
-``stale_mirrors`` finds what a cache directory no longer needs: mirrors nobody fetched through for a week
+The cache directory's layout is defined here too (``mirror_dir``, ``staging_dir``), next to
+``stale_mirrors``, which finds what the directory no longer needs: mirrors nobody fetched through for a week
 (a deleted release, a rotated Secret: each credential set has its own mirror) and staging directories
 left by an interrupted mirror creation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,7 @@ _PACK_SUFFIXES: Final = (".pack", ".idx", ".rev", ".bitmap", ".mtimes", ".promis
 _HEX: Final = frozenset("0123456789abcdef")
 _MIRROR_NAME: Final = re.compile(r"[0-9a-f]{16}")
 _STAGING_NAME: Final = re.compile(r"\.[0-9a-f]{16}\.[0-9a-f]{32}\.tmp")
+"""The cache directory's layout: ``mirror_dir`` and ``staging_dir`` make these names, ``stale_mirrors`` reads them."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,19 @@ class CompactionResult:
     seconds: float
 
 
-def pack_count(mirror: Path) -> int:
-    """Number of pack files in the mirror."""
-    return len(_packs(mirror))
+def mirror_dir(cache_dir: Path, identity: str) -> Path:
+    """Where the mirror for ``identity`` (a repository key and credential fingerprint) lives."""
+    return cache_dir / hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+
+
+def staging_dir(mirror: Path) -> Path:
+    """A fresh place to build ``mirror`` before renaming it into place."""
+    return mirror.parent / f".{mirror.name}.{uuid.uuid4().hex}.tmp"
 
 
 def needs_compaction(mirror: Path, limit: int = PACK_LIMIT) -> bool:
     """Whether the mirror holds ``limit`` packs or more."""
-    return pack_count(mirror) >= limit
+    return len(_packs(mirror)) >= limit
 
 
 def compact(mirror: Path, extra_roots: Iterable[str] = ()) -> CompactionResult:

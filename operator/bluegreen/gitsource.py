@@ -1,6 +1,6 @@
 """Read one file at one git ref, through a local bare mirror per repository and credential set.
 
-The only module of the project that imports pygit2.
+With ``bluegreen.compaction`` (mirror garbage collection), the only modules of the project that import pygit2.
 
 - ``GitSource.fetch`` resolves a ``GitRef`` (branch, tag, semver range or commit) to a commit. It lists the
   remote's refs first (one ls-remote, on the connection the fetch then reuses) and fetches only when the
@@ -71,7 +71,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -83,7 +82,15 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode
 
 from bluegreen.api import COMMIT_RE, GitRef, ref_name_problem
-from bluegreen.compaction import PACK_LIMIT, CompactionResult, compact, needs_compaction, stale_mirrors
+from bluegreen.compaction import (
+    PACK_LIMIT,
+    CompactionResult,
+    compact,
+    mirror_dir,
+    needs_compaction,
+    staging_dir,
+    stale_mirrors,
+)
 from bluegreen.heap import release_free_memory
 from bluegreen.semver import RangeError, Version, highest_matching, parse_range
 
@@ -1236,12 +1243,10 @@ class GitSource:
         now = time.monotonic()
         if now < state.compact_not_before or not needs_compaction(mirror, self.pack_limit):
             return
-        for sha, handed_at in list(state.handed_out.items()):
-            if now - handed_at > self.retain_seconds:
-                del state.handed_out[sha]
+        recent = [sha for sha, handed_at in state.handed_out.items() if now - handed_at <= self.retain_seconds]
         outcome: CompactionResult | Exception
         try:
-            outcome = compact(mirror, extra_roots=state.handed_out)
+            outcome = compact(mirror, extra_roots=recent)
         except (pygit2.GitError, OSError) as exc:
             state.compact_not_before = now + COMPACT_RETRY_SECONDS
             outcome = exc
@@ -1253,7 +1258,7 @@ class GitSource:
 
     def _mirror_dir(self, remote: _Remote, credentials: Credentials | None) -> Path:
         identity = remote.key if credentials is None else f"{remote.key}\0{credentials.fingerprint()}"
-        return self.cache_dir / hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+        return mirror_dir(self.cache_dir, identity)
 
     def _open_or_create(self, mirror: Path, remote: _Remote) -> pygit2.Repository:
         """Open the mirror, (re)creating it if it is missing or unreadable (it is only a cache)."""
@@ -1264,7 +1269,7 @@ class GitSource:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             if mirror.exists():
                 shutil.rmtree(mirror)
-            staging = self.cache_dir / f".{mirror.name}.{uuid.uuid4().hex}.tmp"
+            staging = staging_dir(mirror)
             try:
                 fresh = pygit2.init_repository(str(staging), bare=True)
                 fresh.remotes.create("origin", remote.display, FETCH_REFSPECS[0])
