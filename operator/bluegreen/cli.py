@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bluegreen.api import ANNOTATION_RECONCILE_AT
+from bluegreen.core.spec import ANNOTATION_RECONCILE_AT
 
 DEFAULT_NAMESPACE = "default"
 
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _listen_address(text: str) -> tuple[str, int]:
-    from bluegreen.webhook import parse_listen
+    from bluegreen.webhook.server import parse_listen
 
     try:
         return parse_listen(text)
@@ -80,7 +80,7 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bluegreen.log import configure
+    from bluegreen.logs import configure
 
     level = logging.DEBUG if args.verbose >= 2 else logging.INFO
     configure(level=level, fmt=args.log_format)
@@ -88,8 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf").setLevel(logging.INFO if args.verbose else logging.WARNING)
     webhook = None
     if args.webhook_listen:
-        from bluegreen.log import get_logger
-        from bluegreen.webhook import SecretFile, WebhookConfig, WebhookSecretError, check_listen
+        from bluegreen.logs import get_logger
+        from bluegreen.webhook.server import SecretFile, WebhookConfig, WebhookSecretError, check_listen
 
         try:
             SecretFile(args.webhook_secret_file).load()
@@ -103,14 +103,14 @@ def _run(args: argparse.Namespace) -> int:
             get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
             return 2
         webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
-    from bluegreen.handlers import run_operator
+    from bluegreen.runtime.handlers import run_operator
 
     run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook)
     return 0
 
 
 def _cluster() -> Any:
-    from bluegreen.kube import KubeCluster, load_api_client
+    from bluegreen.kube.cluster import KubeCluster, load_api_client
 
     return KubeCluster(load_api_client())
 
@@ -118,7 +118,7 @@ def _cluster() -> Any:
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
-    from bluegreen.kube import current_namespace
+    from bluegreen.kube.cluster import current_namespace
 
     return current_namespace() or DEFAULT_NAMESPACE
 

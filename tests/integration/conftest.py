@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen.gitsource import GitSource
+from bluegreen.git.source import GitSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "servers"))
 import gitservers

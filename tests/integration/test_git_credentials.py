@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bluegreen.gitsource import Credentials, SourceError, _SettingGate
+from bluegreen.git.source import Credentials, SourceError, _SettingGate
 
 pytestmark = pytest.mark.integration
 

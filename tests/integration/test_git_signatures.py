@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bluegreen.api import GitRef
-from bluegreen.gitsource import GitSource, SourceError
+from bluegreen.core.spec import GitRef
+from bluegreen.git.source import GitSource, SourceError
 
 if TYPE_CHECKING:
     from conftest import GitRepo

@@ -22,8 +22,8 @@ import pygit2
 import pytest
 from gitservers import HTTP_PASSWORD, HTTP_TOKEN, HTTP_USER, PASSPHRASE
 
-from bluegreen.api import GitRef
-from bluegreen.gitsource import Credentials, GitSource, SourceError
+from bluegreen.core.spec import GitRef
+from bluegreen.git.source import Credentials, GitSource, SourceError
 
 if TYPE_CHECKING:
     from conftest import GitRepo, Served, SshKeys, Tls

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bluegreen.api import GitRef
-from bluegreen.gitsource import CommitInfo, GitSource, SourceError
+from bluegreen.core.spec import GitRef
+from bluegreen.git.source import CommitInfo, GitSource, SourceError
 
 if TYPE_CHECKING:
     from conftest import GitRepo
@@ -550,7 +550,7 @@ def test_default_size_limit_is_a_million_bytes(source: GitSource, origin: GitRep
 READ_AND_MEASURE = """
 import re, sys
 from pathlib import Path
-from bluegreen.gitsource import GitSource, SourceError
+from bluegreen.git.source import GitSource, SourceError
 def peak_kib():  # this process's own high-water mark (ru_maxrss would include the forking parent's)
     return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 cache, url, sha, limit = sys.argv[1:]

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import gitservers
 import pytest
 
-from bluegreen import gitsource
-from bluegreen.api import GitRef
-from bluegreen.compaction import CompactionResult, compact
-from bluegreen.gitsource import GitSource, SourceError
+from bluegreen.core.spec import GitRef
+from bluegreen.git import source as gitsource
+from bluegreen.git.compaction import CompactionResult, compact
+from bluegreen.git.source import GitSource, SourceError
 
 if TYPE_CHECKING:
     from conftest import GitRepo, Served

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pygit2
 import pytest
 
-from bluegreen.verify import TrustedKeys, Verdict, VerifyError, verify_commit
+from bluegreen.verify.verifier import TrustedKeys, Verdict, VerifyError, verify_commit
 
 if TYPE_CHECKING:
     from conftest import GitRepo

@@ -1,4 +1,4 @@
-"""Unit tests of bluegreen.api: constants, colours, durations and spec parsing."""
+"""Unit tests of bluegreen.core.spec: constants, colours, durations and spec parsing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen import api
-from bluegreen.api import Color, GitRef, ReleaseSpec, SourceSpec, SpecError
+from bluegreen.core import spec as api
+from bluegreen.core.spec import Color, GitRef, ReleaseSpec, SourceSpec, SpecError
 
 DELETE = object()
 """Marker for spec_with: remove the key."""

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from bluegreen.controller import Controller
+from bluegreen.runtime.controller import Controller
 
 
 def body(name: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen import api
-from bluegreen.api import ReleaseSpec, SpecError
+from bluegreen.core import spec as api
+from bluegreen.core.spec import ReleaseSpec, SpecError
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "bluegreenreleases.bluegreen.dev.yaml"
 

@@ -1,4 +1,4 @@
-"""Unit tests of bluegreen.desired: manifest validation, template hashing and rendering."""
+"""Unit tests of bluegreen.core.desired: manifest validation, template hashing and rendering."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen.api import (
-    ANNOTATION_COMMIT,
-    ANNOTATION_TEMPLATE_HASH,
-    LABEL_COLOR,
-    LABEL_RELEASE,
-    Color,
-)
-from bluegreen.desired import (
+from bluegreen.core.desired import (
     DesiredTemplate,
     ManifestError,
     hash_template,
     owner_reference,
     parse_manifest,
     render_deployment,
+)
+from bluegreen.core.spec import (
+    ANNOTATION_COMMIT,
+    ANNOTATION_TEMPLATE_HASH,
+    LABEL_COLOR,
+    LABEL_RELEASE,
+    Color,
 )
 
 NS = "shop"

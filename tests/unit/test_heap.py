@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from bluegreen.heap import release_free_memory
+from bluegreen.git.heap import release_free_memory
 
 
 def rss_kib() -> int:

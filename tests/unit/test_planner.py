@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bluegreen.api import Color
-from bluegreen.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+from bluegreen.core.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+from bluegreen.core.spec import Color
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 H1, H2, H3 = "hash1", "hash2", "hash3"

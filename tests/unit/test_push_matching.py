@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bluegreen.controller import Controller, ref_matches
-from bluegreen.repourl import repository_key, same_repository
+from bluegreen.core.repourl import repository_key, same_repository
+from bluegreen.runtime.controller import Controller, ref_matches
 
 
 @pytest.mark.parametrize(("a", "b"), [

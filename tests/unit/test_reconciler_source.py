@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen.api import Color, GitRef, ReleaseRef
-from bluegreen.gitsource import CommitInfo, Credentials, Snapshot, SourceError
-from bluegreen.planner import ColorState, ServiceState
-from bluegreen.reconciler import Reconciler
+from bluegreen.core.planner import ColorState, ServiceState
+from bluegreen.core.spec import Color, GitRef, ReleaseRef
+from bluegreen.git.source import CommitInfo, Credentials, Snapshot, SourceError
+from bluegreen.runtime.reconciler import Reconciler
 
 MANIFEST = b"""apiVersion: apps/v1
 kind: Deployment

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.semver import RangeError, Version, highest_matching, parse_range
+from bluegreen.core.semver import RangeError, Version, highest_matching, parse_range
 
 TAGS = ["v0.9.0", "v1.0.0", "v1.2.0", "v1.2.7", "1.3.0-rc.1", "v1.3.0", "v1.10.2", "v2.0.0-beta.1", "v2.0.0",
         "v2.1.3", "latest", "release-5", "v3.0"]

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from bluegreen.cli import _parser
-from bluegreen.webhook import (
+from bluegreen.webhook.server import (
     MAX_BODY_BYTES,
     PayloadError,
     Push,

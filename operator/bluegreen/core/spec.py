@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, cast
 
-from bluegreen.semver import RangeError, parse_range
+from bluegreen.core.semver import RangeError, parse_range
 
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"

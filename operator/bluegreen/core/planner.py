@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bluegreen.api import Color
+from bluegreen.core.spec import Color
 
 
 class Action(StrEnum):

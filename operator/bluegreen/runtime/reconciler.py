@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bluegreen.api import (
+from bluegreen.core.conditions import SourceStatus, build_conditions
+from bluegreen.core.desired import DesiredTemplate, ManifestError, owner_reference, parse_manifest, render_deployment
+from bluegreen.core.history import record
+from bluegreen.core.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
@@ -26,14 +30,10 @@ from bluegreen.api import (
     ReleaseSpec,
     SpecError,
 )
-from bluegreen.conditions import SourceStatus, build_conditions
-from bluegreen.desired import DesiredTemplate, ManifestError, owner_reference, parse_manifest, render_deployment
-from bluegreen.gitsource import CommitInfo, Credentials, Snapshot, SourceError
-from bluegreen.history import record
-from bluegreen.kube import ClusterError, format_time, parse_time
-from bluegreen.log import get_logger
-from bluegreen.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
-from bluegreen.verify import TrustedKeys, VerifyError, verify_commit
+from bluegreen.git.source import CommitInfo, Credentials, Snapshot, SourceError
+from bluegreen.kube.cluster import ClusterError, format_time, parse_time
+from bluegreen.logs import get_logger
+from bluegreen.verify.verifier import TrustedKeys, VerifyError, verify_commit
 
 MAX_STEPS_PER_PASS = 8
 

@@ -1,6 +1,6 @@
 """Read one file at one git ref, through a local bare mirror per repository and credential set.
 
-With ``bluegreen.compaction`` (mirror garbage collection), the only modules of the project that import pygit2.
+With ``bluegreen.git.compaction`` (mirror garbage collection), the only modules of the project that import pygit2.
 
 - ``GitSource.fetch`` resolves a ``GitRef`` (branch, tag, semver range or commit) to a commit. It lists the
   remote's refs first (one ls-remote, on the connection the fetch then reuses) and fetches only when the
@@ -20,7 +20,7 @@ Mirrors. There is one bare mirror per normalized URL and ``Credentials.fingerpri
 same URL and the same Secret content share it; different credentials (or none) never do, so nobody reads
 through a mirror what only someone else's credentials could fetch. A rotated Secret therefore starts a new
 mirror; the old one is deleted once unused for a week (``stale_after_seconds``). libgit2 writes a pack per
-fetch and never collects garbage, so ``GitSource`` compacts a mirror (``bluegreen.compaction``) once it
+fetch and never collects garbage, so ``GitSource`` compacts a mirror (``bluegreen.git.compaction``) once it
 holds ``pack_limit`` packs: one pack of what the refs reach, no unreachable commits, no stale ``shallow``
 entries.
 
@@ -36,7 +36,7 @@ Credentials (``Credentials.from_secret_data``), given per call so a rotated Secr
   Secret are never sent over plain ``http://``.
 - caFile: the trusted CAs for that repository, instead of the system's. libgit2 keeps one OpenSSL trust
   store per process and can only add to it (a CA once loaded stays trusted for every repository), so
-  operations with a caFile run in a short-lived child process (``python -m bluegreen.gitsource``) whose
+  operations with a caFile run in a short-lived child process (``python -m bluegreen.git.source``) whose
   store holds only that bundle; the operator's own store stays the system's.
 
 Process-wide settings. libgit2's homedir is one per process. ``_HOMEDIR`` is the one lock guarding it:
@@ -81,8 +81,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode
 
-from bluegreen.api import COMMIT_RE, GitRef, ref_name_problem
-from bluegreen.compaction import (
+from bluegreen.core.semver import RangeError, Version, highest_matching, parse_range
+from bluegreen.core.spec import COMMIT_RE, GitRef, ref_name_problem
+from bluegreen.git.compaction import (
     PACK_LIMIT,
     CompactionResult,
     compact,
@@ -91,8 +92,7 @@ from bluegreen.compaction import (
     staging_dir,
     stale_mirrors,
 )
-from bluegreen.heap import release_free_memory
-from bluegreen.semver import RangeError, Version, highest_matching, parse_range
+from bluegreen.git.heap import release_free_memory
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -786,7 +786,7 @@ def _collect_cycles() -> None:
     thresholds do not notice, so without this the operator grows by ~0.4 KiB per remote contact, forever.
     A full collection takes tens of milliseconds in a busy operator, too much for every webhook-triggered
     fetch; once a minute keeps memory bounded at a negligible cost. The freed pages then go back to the
-    operating system (``bluegreen.heap``), so the process's RSS tracks what is alive.
+    operating system (``bluegreen.git.heap``), so the process's RSS tracks what is alive.
     """
     now = time.monotonic()
     if now - _last_collect[0] >= COLLECT_EVERY_SECONDS:
@@ -940,7 +940,7 @@ def _certificate_error(remote: _Remote, credentials: Credentials | None) -> Sour
 
 # --- operations with a private CA run in a child process ------------------------------------------------
 
-_PACKAGE_ROOT: Final = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[2])
 
 
 def _sync_isolated(
@@ -967,7 +967,7 @@ def _sync_isolated(
         }
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "bluegreen.gitsource"], input=json.dumps(request).encode(),
+                [sys.executable, "-m", "bluegreen.git.source"], input=json.dumps(request).encode(),
                 capture_output=True, env=env, timeout=3 * timeout_seconds + 10, check=False,
             )
         except subprocess.TimeoutExpired:
@@ -1048,7 +1048,7 @@ class GitSource:
     ``timeout_seconds`` bounds connecting to and each wait on a server; libgit2 keeps this setting
     process-wide, so the most recently constructed ``GitSource`` decides it.
 
-    Mirrors are garbage-collected (``bluegreen.compaction``) after a fetch that leaves ``pack_limit`` packs;
+    Mirrors are garbage-collected (``bluegreen.git.compaction``) after a fetch that leaves ``pack_limit`` packs;
     commits ``fetch`` returned in the last ``retain_seconds`` are kept even if no ref reaches them any more.
     ``on_compaction`` hears of every compaction, done or failed (a failed one is retried ten minutes later).
     Mirrors nobody fetched through for ``stale_after_seconds`` are deleted (checked hourly); ``on_sweep``

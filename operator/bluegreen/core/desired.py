@@ -17,7 +17,7 @@ from typing import Any, NoReturn, cast
 
 import yaml
 
-from bluegreen.api import (
+from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
     ANNOTATION_TEMPLATE_HASH,
     API_VERSION,

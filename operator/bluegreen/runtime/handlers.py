@@ -4,7 +4,7 @@
   its ``bluegreen.dev/reconcile-at`` annotation changed);
 - events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
   they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second;
-- with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
+- with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook.server``) runs in kopf's event loop from
   startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
@@ -21,14 +21,14 @@ from typing import Any
 
 import kopf
 
-from bluegreen.api import GROUP, LABEL_RELEASE, PLURAL, VERSION
-from bluegreen.compaction import CompactionResult
-from bluegreen.controller import Controller
-from bluegreen.gitsource import GitSource
-from bluegreen.kube import KubeCluster, load_api_client
-from bluegreen.log import get_logger
-from bluegreen.reconciler import Reconciler
-from bluegreen.webhook import SecretFile, WebhookConfig, WebhookSecretError, WebhookServer
+from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION
+from bluegreen.git.compaction import CompactionResult
+from bluegreen.git.source import GitSource
+from bluegreen.kube.cluster import KubeCluster, load_api_client
+from bluegreen.logs import get_logger
+from bluegreen.runtime.controller import Controller
+from bluegreen.runtime.reconciler import Reconciler
+from bluegreen.webhook.server import SecretFile, WebhookConfig, WebhookSecretError, WebhookServer
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "bluegreen" / "git"
 
@@ -83,7 +83,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 
 def log_compaction(mirror: Path, outcome: CompactionResult | Exception) -> None:
-    """One log line per mirror garbage collection (see ``bluegreen.compaction``)."""
+    """One log line per mirror garbage collection (see ``bluegreen.git.compaction``)."""
     log = get_logger().bind(mirror=mirror.name)
     if isinstance(outcome, Exception):
         log.warning("mirror compaction failed; retried in 10 minutes", error=f"{type(outcome).__name__}: {outcome}")

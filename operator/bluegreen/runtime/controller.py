@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from bluegreen.api import ANNOTATION_RECONCILE_AT
-from bluegreen.log import get_logger
-from bluegreen.repourl import repository_key
+from bluegreen.core.repourl import repository_key
+from bluegreen.core.spec import ANNOTATION_RECONCILE_AT
+from bluegreen.logs import get_logger
 
 Key = tuple[str, str]  # (namespace, name)
 ReconcileFn = Callable[[Mapping[str, Any]], float | None]

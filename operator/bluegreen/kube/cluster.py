@@ -17,7 +17,8 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from bluegreen.api import (
+from bluegreen.core.planner import ColorState, ServiceState
+from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
     ANNOTATION_ROLLOUT_STARTED_AT,
@@ -34,7 +35,6 @@ from bluegreen.api import (
     ReleaseRef,
     deployment_name,
 )
-from bluegreen.planner import ColorState, ServiceState
 
 COMPONENT = "bluegreen-operator"
 

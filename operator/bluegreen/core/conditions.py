@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bluegreen.planner import Action, Phase, Plan
+from bluegreen.core.planner import Action, Phase, Plan
 
 # Source failures that a retry may cure; everything else needs a change in git or in the spec.
 TRANSIENT_SOURCE_REASONS = frozenset({"RepositoryUnreachable", "FetchFailed", "VerifierUnavailable"})

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bluegreen.planner import Action, Plan
+from bluegreen.core.planner import Action, Plan
 
 MAX_ENTRIES = 20
 IN_PROGRESS = "InProgress"

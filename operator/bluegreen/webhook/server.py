@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bluegreen.log import get_logger
+from bluegreen.logs import get_logger
 
 PROVIDERS: Final = ("github", "gitlab", "gitea", "generic")
 MAX_BODY_BYTES: Final = 1024 * 1024

@@ -1,0 +1,1 @@
+"""Commit signature verification with the standard tools (gpg, ssh-keygen)."""

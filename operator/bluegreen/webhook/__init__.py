@@ -1,0 +1,1 @@
+"""The push-webhook receiver: provider rules (pure) and the aiohttp server."""
