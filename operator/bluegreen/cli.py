@@ -89,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     webhook = None
     if args.webhook_listen:
         from bluegreen.logs import get_logger
-        from bluegreen.webhook.server import SecretFile, WebhookConfig, WebhookSecretError, check_listen
+        from bluegreen.webhook.secret import SecretFile, WebhookSecretError
+        from bluegreen.webhook.server import WebhookConfig, check_listen
 
         try:
             SecretFile(args.webhook_secret_file).load()
@@ -110,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cluster() -> Any:
-    from bluegreen.kube.cluster import KubeCluster, load_api_client
+    from bluegreen.kube.client import load_api_client
+    from bluegreen.kube.cluster import KubeCluster
 
     return KubeCluster(load_api_client())
 
@@ -118,7 +120,7 @@ def _cluster() -> Any:
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
-    from bluegreen.kube.cluster import current_namespace
+    from bluegreen.kube.client import current_namespace
 
     return current_namespace() or DEFAULT_NAMESPACE
 

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from bluegreen.git.source import Credentials, SourceError, _SettingGate
+from bluegreen.core.credentials import Credentials
+from bluegreen.core.errors import SourceError
+from bluegreen.git.settings import SettingGate
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +89,7 @@ def test_repr_names_the_fields_that_are_set_and_no_value() -> None:
 
 
 def test_setting_gate_never_mixes_values_and_lets_equal_ones_share() -> None:
-    gate = _SettingGate()
+    gate = SettingGate()
     active: list[str] = []
     overlaps: list[tuple[str, ...]] = []
     mixed: list[tuple[str, ...]] = []

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bluegreen.core.errors import SourceError
 from bluegreen.core.spec import GitRef
-from bluegreen.git.source import GitSource, SourceError
+from bluegreen.git.source import GitSource
 
 if TYPE_CHECKING:
     from conftest import GitRepo

@@ -22,8 +22,10 @@ import pygit2
 import pytest
 from gitservers import HTTP_PASSWORD, HTTP_TOKEN, HTTP_USER, PASSPHRASE
 
+from bluegreen.core.credentials import Credentials
+from bluegreen.core.errors import SourceError
 from bluegreen.core.spec import GitRef
-from bluegreen.git.source import Credentials, GitSource, SourceError
+from bluegreen.git.source import GitSource
 
 if TYPE_CHECKING:
     from conftest import GitRepo, Served, SshKeys, Tls

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bluegreen.core.commits import CommitInfo
+from bluegreen.core.errors import SourceError
 from bluegreen.core.spec import GitRef
-from bluegreen.git.source import CommitInfo, GitSource, SourceError
+from bluegreen.git.source import GitSource
 
 if TYPE_CHECKING:
     from conftest import GitRepo
@@ -550,7 +552,8 @@ def test_default_size_limit_is_a_million_bytes(source: GitSource, origin: GitRep
 READ_AND_MEASURE = """
 import re, sys
 from pathlib import Path
-from bluegreen.git.source import GitSource, SourceError
+from bluegreen.core.errors import SourceError
+from bluegreen.git.source import GitSource
 def peak_kib():  # this process's own high-water mark (ru_maxrss would include the forking parent's)
     return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 cache, url, sha, limit = sys.argv[1:]

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 import gitservers
 import pytest
 
+from bluegreen.core.errors import SourceError
 from bluegreen.core.spec import GitRef
-from bluegreen.git import source as gitsource
+from bluegreen.git import cache as mirror_cache
 from bluegreen.git.compaction import CompactionResult, compact
-from bluegreen.git.source import GitSource, SourceError
+from bluegreen.git.source import GitSource
 
 if TYPE_CHECKING:
     from conftest import GitRepo, Served
@@ -198,7 +199,7 @@ def test_failed_compaction_never_fails_a_fetch_and_is_retried_later(
     git_daemon: gitservers.GitDaemon,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(gitsource, "COMPACT_RETRY_SECONDS", 3.0)
+    monkeypatch.setattr(mirror_cache, "COMPACT_RETRY_SECONDS", 3.0)
     reports = Reports()
     source = GitSource(cache_dir, timeout_seconds=5, pack_limit=2, retain_seconds=0, on_compaction=reports)
     url = git_daemon.url(REPO)

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING
 import pygit2
 import pytest
 
-from bluegreen.verify.verifier import TrustedKeys, Verdict, VerifyError, verify_commit
+from bluegreen.core.errors import VerifyError
+from bluegreen.verify.keys import TrustedKeys
+from bluegreen.verify.tools import Verdict
+from bluegreen.verify.verifier import verify_commit
 
 if TYPE_CHECKING:
     from conftest import GitRepo

@@ -19,7 +19,7 @@ def test_release_deleted_during_its_pass_leaves_nothing_behind() -> None:
     passes: list[str] = []
     forgotten: list[tuple[str, str]] = []
 
-    def reconcile(b: dict[str, Any]) -> float:
+    def reconcile(b: dict[str, Any], spec: object) -> float:
         passes.append(b["metadata"]["name"])
         started.set()
         release_pass.wait(5)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bluegreen.core.repourl import repository_key, same_repository
+from bluegreen.core.spec import GitRef
 from bluegreen.runtime.controller import Controller, ref_matches
 
 
@@ -35,17 +36,20 @@ def test_credentials_in_a_url_do_not_reach_the_key() -> None:
 
 
 @pytest.mark.parametrize(("spec_ref", "pushed", "expected"), [
-    ({"branch": "main"}, "refs/heads/main", True),
-    ({"branch": "main"}, "refs/heads/dev", False),
-    ({"branch": "main"}, "refs/tags/v1", False),
-    ({"tag": "v1"}, "refs/tags/v1", True),
-    ({"tag": "v1"}, "refs/tags/v2", False),
-    ({"semver": ">=1.0.0"}, "refs/tags/v2.0.0", True),
-    ({"semver": ">=1.0.0"}, "refs/heads/main", False),
-    ({"commit": "abc1234"}, "refs/heads/main", False),
-    ({"branch": "main"}, None, True),
+    (GitRef("branch", "main"), "refs/heads/main", True),
+    (GitRef("branch", "main"), "refs/heads/dev", False),
+    (GitRef("branch", "main"), "refs/tags/v1", False),
+    (GitRef("branch", "main"), "refs/tags/main", False),
+    (GitRef("tag", "v1"), "refs/tags/v1", True),
+    (GitRef("tag", "v1"), "refs/tags/v2", False),
+    (GitRef("tag", "main"), "refs/heads/main", False),
+    (GitRef("semver", ">=1.0.0"), "refs/tags/v2.0.0", True),
+    (GitRef("semver", ">=1.0.0"), "refs/heads/main", False),
+    (GitRef("commit", "abc1234"), "refs/heads/main", False),
+    (GitRef("branch", "main"), None, True),
+    (GitRef("branch", "main"), "refs/notes/main", False),
 ])
-def test_ref_matches(spec_ref: dict[str, str], pushed: str | None, expected: bool) -> None:
+def test_ref_matches(spec_ref: GitRef, pushed: str | None, expected: bool) -> None:
     assert ref_matches(spec_ref, pushed) is expected
 
 
@@ -61,7 +65,7 @@ def test_trigger_asks_only_the_matching_releases_to_check_now() -> None:
     requested: list[tuple[str, str, float]] = []
 
     async def scenario() -> int:
-        controller = Controller(lambda body: None, request_check=lambda ns, n, at: requested.append((ns, n, at)))
+        controller = Controller(lambda body, spec: None, request_check=lambda ns, n, at: requested.append((ns, n, at)))
         controller.upsert(release("a", "https://git.example.com/team/deploy.git"))  # default branch main
         controller.upsert(release("b", "git@git.example.com:team/deploy.git", {"branch": "dev"}))
         controller.upsert(release("c", "https://git.example.com/team/other.git"))

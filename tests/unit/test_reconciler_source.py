@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from bluegreen.core.commits import CommitInfo, Snapshot
+from bluegreen.core.credentials import Credentials
+from bluegreen.core.errors import SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import Color, GitRef, ReleaseRef
-from bluegreen.git.source import CommitInfo, Credentials, Snapshot, SourceError
 from bluegreen.runtime.reconciler import Reconciler
+from bluegreen.verify.verifier import CommitVerifier
 
 MANIFEST = b"""apiVersion: apps/v1
 kind: Deployment
@@ -110,7 +113,7 @@ def body(**source: Any) -> dict[str, Any]:
 @pytest.fixture
 def world() -> tuple[Reconciler, FakeCluster, FakeSource, Clock]:
     cluster, source, clock = FakeCluster(), FakeSource(), Clock()
-    return Reconciler(cluster, source, monotonic=clock), cluster, source, clock
+    return Reconciler(cluster, source, CommitVerifier(), monotonic=clock), cluster, source, clock
 
 
 def test_git_is_read_once_per_interval(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:

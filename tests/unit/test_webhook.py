@@ -18,20 +18,9 @@ import aiohttp
 import pytest
 
 from bluegreen.cli import _parser
-from bluegreen.webhook.server import (
-    MAX_BODY_BYTES,
-    PayloadError,
-    Push,
-    SecretFile,
-    WebhookSecretError,
-    WebhookServer,
-    authenticate,
-    event_name,
-    is_ping,
-    parse_listen,
-    parse_push,
-    redact,
-)
+from bluegreen.webhook.providers import PayloadError, Push, authenticate, event_name, is_ping, parse_push, redact
+from bluegreen.webhook.secret import SecretFile, WebhookSecretError
+from bluegreen.webhook.server import MAX_BODY_BYTES, WebhookServer, parse_listen
 
 SECRET = "s3cr3t-Shared-Value"
 PROVIDERS = ("github", "gitlab", "gitea", "forgejo", "generic")  # forgejo: the gitea route, Forgejo's headers

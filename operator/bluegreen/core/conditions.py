@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bluegreen.core.errors import Outcome
 from bluegreen.core.planner import Action, Phase, Plan
+from bluegreen.core.timestamps import format_time
 
 # Source failures that a retry may cure; everything else needs a change in git or in the spec.
 TRANSIENT_SOURCE_REASONS = frozenset({"RepositoryUnreachable", "FetchFailed", "VerifierUnavailable"})
 SETTLED_REASONS = frozenset({"Released", "PreviousColorWarm"})
 
 
-@dataclass(frozen=True)
-class SourceStatus:
-    """Outcome of the latest look at git: a commit and its manifest, or why there is none."""
-
-    ok: bool
-    reason: str
-    message: str
-    commit: str | None = None
-
-    @property
-    def transient(self) -> bool:
-        return not self.ok and self.reason in TRANSIENT_SOURCE_REASONS
+def is_transient(source: Outcome) -> bool:
+    """A failed look at git that a retry may cure (the last good manifest is kept meanwhile)."""
+    return not source.ok and source.reason in TRANSIENT_SOURCE_REASONS
 
 
-def build_conditions(step: Plan, source: SourceStatus, generation: int, previous: Sequence[Mapping[str, Any]],
-                     now: datetime, *, verified: SourceStatus | None = None) -> list[dict[str, Any]]:
+def build_conditions(step: Plan, source: Outcome, generation: int, previous: Sequence[Mapping[str, Any]],
+                     now: datetime, *, verified: Outcome | None = None) -> list[dict[str, Any]]:
     """The conditions for this pass (SourceVerified only when signatures are checked); lastTransitionTime moves
     only when a condition's status changes."""
     settled = step.action in (Action.NONE, Action.WAIT) and step.reason in SETTLED_REASONS
@@ -40,7 +32,7 @@ def build_conditions(step: Plan, source: SourceStatus, generation: int, previous
         ready = ("True", step.reason, step.message)
     else:
         ready = ("False", step.reason, step.message)
-    stalled_by_source = not source.ok and not source.transient and not suspended
+    stalled_by_source = not source.ok and not is_transient(source) and not suspended
     if step.stalled:
         stalled = ("True", step.reason, step.message)
     elif stalled_by_source:
@@ -55,7 +47,7 @@ def build_conditions(step: Plan, source: SourceStatus, generation: int, previous
         table.append(("SourceVerified", ("True" if verified.ok else "False", verified.reason, verified.message)))
 
     old = {c.get("type"): c for c in previous}
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(now)
     conditions = []
     for kind, (status, reason, message) in table:
         before = old.get(kind)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, cast
 
 import yaml
 
+from bluegreen.core.errors import ReasonedError
 from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
     ANNOTATION_TEMPLATE_HASH,
@@ -39,13 +40,8 @@ HASH_LENGTH = 16
 _SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
-class ManifestError(Exception):
+class ManifestError(ReasonedError):
     """The manifest cannot be released; ``reason`` is CamelCase, ``message`` tells what to fix."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bluegreen.core.planner import Action, Plan
+from bluegreen.core.timestamps import format_time
 
 MAX_ENTRIES = 20
 IN_PROGRESS = "InProgress"
@@ -16,7 +17,7 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
            now: datetime) -> list[dict[str, Any]]:
     """History after performing ``step`` for ``commit``; unchanged for steps that are not release milestones."""
     entries = [dict(e) for e in history]
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(now)
     starts = (step.action is Action.APPLY) or (step.action is Action.SCALE and step.reason == "ColdRollback")
     if starts:
         _finish_open(entries, "Superseded", stamp)

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bluegreen.core.spec import Color
+from bluegreen.core.timestamps import format_time
 
 
 class Action(StrEnum):
@@ -218,7 +219,7 @@ def _serving(desired: Desired, observed: Observed, settings: Settings, now: date
                     active=active)
     return Plan(Action.WAIT, "PreviousColorWarm",
                 f"{active} serves commit {desired.commit[:12]}; {active.other} stays warm for instant rollback "
-                f"until {deadline:%Y-%m-%dT%H:%M:%SZ}", phase, active=active,
+                f"until {format_time(deadline)}", phase, active=active,
                 requeue_after=(deadline - now).total_seconds(), scale_down_at=deadline)
 
 

@@ -1,4 +1,5 @@
-"""Which repository a URL names, whatever the transport: for matching push webhooks to releases. Pure.
+"""Repository URL rules: which prefixes a spec may use, userinfo stripped for display, and which repository
+a URL names whatever the transport (for matching push webhooks to releases). Pure.
 
 ``https://git.example.com/Team/Deploy.git``, ``ssh://git@git.example.com:2222/team/deploy``,
 ``git@git.example.com:team/deploy.git`` and ``http://user:token@git.example.com/team/deploy/`` all name
@@ -11,7 +12,21 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
+URL_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "/")
+"""What a repository URL may start with (``/``: an absolute local path)."""
+NETWORK_SCHEMES = frozenset({"https", "http", "ssh", "git"})
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def strip_userinfo(text: str) -> str:
+    """``text`` with every ``scheme://user:password@`` reduced to ``scheme://`` (for logs and messages)."""
+    return _USERINFO_RE.sub(r"\1", text)
+
+
+def is_scp_like(url: str) -> bool:
+    """``[user@]host:path``, git's short form of an SSH URL."""
+    return "://" not in url and bool(_SCP_LIKE.match(url))
 
 
 def repository_key(url: str) -> str:

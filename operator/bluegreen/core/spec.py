@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, cast
 
-from bluegreen.core.semver import RangeError, parse_range
+from bluegreen.core.errors import ReasonedError
+from bluegreen.core.gitref import is_commit_id, ref_name_problem, semver_problem
+from bluegreen.core.repourl import URL_PREFIXES
 
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"
@@ -45,12 +47,9 @@ MAX_RELEASE_NAME_LENGTH = 63
 
 DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{7,40}$")
 DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _DURATION_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_URL_PREFIXES = ("https://", "http://", "ssh://", "git://", "file://", "/")
-_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 RefKind = Literal["branch", "tag", "commit", "semver"]
 REF_KINDS: tuple[RefKind, ...] = ("branch", "tag", "commit", "semver")
@@ -69,11 +68,12 @@ class Color(StrEnum):
         return Color.GREEN if self is Color.BLUE else Color.BLUE
 
 
-class SpecError(ValueError):
-    """An invalid BlueGreenRelease spec; ``field`` is the dotted path of the offending field."""
+class SpecError(ReasonedError, ValueError):
+    """An invalid BlueGreenRelease spec (reason ``InvalidSpec``); ``field`` is the dotted path of the offending
+    field, the message ``<field>: <problem>``."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__("InvalidSpec", f"{field}: {problem}")
         self.field = field
         self.problem = problem
 
@@ -189,6 +189,15 @@ class ReleaseSpec:
         )
 
 
+def parse_spec(spec: Mapping[str, Any]) -> ReleaseSpec | SpecError:
+    """``ReleaseSpec.from_dict`` with the error returned, not raised: parsed once per change of the release and
+    kept with it."""
+    try:
+        return ReleaseSpec.from_dict(spec)
+    except SpecError as exc:
+        return exc
+
+
 def _deletion_policy(value: object) -> str:
     if value is None:
         return DEFAULT_DELETION_POLICY
@@ -224,23 +233,6 @@ def parse_duration(text: str) -> float:
     return sum(float(num) * _DURATION_UNIT_SECONDS[unit] for num, unit in _DURATION_PART_RE.findall(text))
 
 
-def ref_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a valid git branch or tag name (``git check-ref-format`` rules), or None."""
-    if not name:
-        return "must not be empty"
-    if _REF_FORBIDDEN_RE.search(name):
-        return "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
-    if name.startswith("-"):
-        return "must not start with '-'"
-    if name == "@" or "@{" in name:
-        return "must not be '@' or contain '@{'"
-    if ".." in name or "//" in name or name.startswith("/") or name.endswith(("/", ".")):
-        return "must not contain '..' or '//', nor start with '/' or end with '/' or '.'"
-    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
-        return "no '/'-separated part may start with '.' or end with '.lock'"
-    return None
-
-
 def _parse_source(source: object) -> SourceSpec:
     """Validate ``spec.source``."""
     _require_mapping(source, "spec.source")
@@ -250,7 +242,7 @@ def _parse_source(source: object) -> SourceSpec:
     url = src.get("url")
     if not isinstance(url, str) or not url:
         raise SpecError("spec.source.url", "is required and must be a non-empty string")
-    if not url.startswith(_URL_PREFIXES) or url in _URL_PREFIXES:
+    if not url.startswith(URL_PREFIXES) or url in URL_PREFIXES:
         raise SpecError(
             "spec.source.url",
             f"{url!r} must start with https://, http://, ssh://, git://, file:// or / (an absolute local path)",
@@ -320,13 +312,12 @@ def _parse_ref(ref: object) -> GitRef:
     if not isinstance(name, str):
         raise SpecError(field, "must be a string")
     if kind == "commit":
-        if not COMMIT_RE.fullmatch(name):
+        if not is_commit_id(name):
             raise SpecError(field, f"{name!r} must be 7 to 40 lowercase hex digits")
     elif kind == "semver":
-        try:
-            parse_range(name)
-        except RangeError as exc:
-            raise SpecError(field, str(exc)) from None
+        problem = semver_problem(name)
+        if problem:
+            raise SpecError(field, problem)
     else:
         problem = ref_name_problem(name)
         if problem:

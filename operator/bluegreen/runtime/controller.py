@@ -4,6 +4,9 @@ Watch events only say *which* release to look at; every pass re-reads everything
 reconciled by two workers at once; events that arrive meanwhile mark it dirty, so exactly one more pass
 follows. Each pass names when the next one is due (a scale-down time, a progress deadline, the git
 interval); failures are retried with a per-release exponential backoff.
+
+The spec is parsed once per change of a release (its uid or generation), kept with it (or the ``SpecError``),
+used for matching Service events and pushes, and handed to every pass.
 """
 
 from __future__ import annotations
@@ -12,28 +15,46 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bluegreen.core.repourl import repository_key
-from bluegreen.core.spec import ANNOTATION_RECONCILE_AT
+from bluegreen.core.spec import ANNOTATION_RECONCILE_AT, GitRef, ReleaseSpec, SpecError, parse_spec
 from bluegreen.logs import get_logger
 
 Key = tuple[str, str]  # (namespace, name)
-ReconcileFn = Callable[[Mapping[str, Any]], float | None]
+ReconcileFn = Callable[[Mapping[str, Any], ReleaseSpec | SpecError], float | None]
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 60.0
 
 
-def ref_matches(spec_ref: Mapping[str, Any], pushed: str | None) -> bool:
-    """Does a push to ``pushed`` (``refs/heads/x``, ``refs/tags/y``) concern a release following ``spec_ref``?"""
+def ref_matches(ref: GitRef, pushed: str | None) -> bool:
+    """Does a push to ``pushed`` (``refs/heads/x``, ``refs/tags/y``) concern a release following ``ref``?"""
     if pushed is None:
         return True
     if pushed.startswith("refs/heads/"):
-        return spec_ref.get("branch") == pushed[len("refs/heads/"):]
+        return ref.kind == "branch" and ref.name == pushed[len("refs/heads/"):]
     if pushed.startswith("refs/tags/"):
-        return spec_ref.get("tag") == pushed[len("refs/tags/"):] or "semver" in spec_ref
+        return (ref.kind == "tag" and ref.name == pushed[len("refs/tags/"):]) or ref.kind == "semver"
     return False
+
+
+@dataclass(frozen=True)
+class ParsedSpec:
+    """A release's spec as parsed for one version of it (uid, generation), with its repository's key."""
+
+    version: tuple[Any, Any]
+    spec: ReleaseSpec | SpecError
+    repository: str | None = None
+    """``repository_key`` of ``spec.source.url``; None for an invalid spec."""
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ParsedSpec:
+        meta = body["metadata"]
+        spec = parse_spec(body.get("spec") or {})
+        repository = repository_key(spec.source.url) if isinstance(spec, ReleaseSpec) else None
+        return cls((meta.get("uid"), meta.get("generation")), spec, repository)
 
 
 class Controller:
@@ -46,6 +67,7 @@ class Controller:
         self._request_check = request_check
         self._workers = workers
         self._releases: dict[Key, Mapping[str, Any]] = {}
+        self._specs: dict[Key, ParsedSpec] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
@@ -61,6 +83,9 @@ class Controller:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         self._releases[key] = body
+        parsed = self._specs.get(key)
+        if parsed is None or parsed.version != (meta.get("uid"), meta.get("generation")):
+            self._specs[key] = ParsedSpec.of(body)
         fingerprint = (meta.get("uid"), meta.get("generation"),
                        (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
         if self._seen.get(key) != fingerprint:
@@ -70,6 +95,7 @@ class Controller:
     def remove(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._releases.pop(key, None)
+        self._specs.pop(key, None)
         self._seen.pop(key, None)
         self._failures.pop(key, None)
         timer = self._timers.pop(key, None)
@@ -79,9 +105,9 @@ class Controller:
             self._forget(namespace, name)
 
     def service_changed(self, namespace: str, service: str) -> None:
-        for (ns, name), body in list(self._releases.items()):
-            spec = body.get("spec") or {}
-            if ns == namespace and service in (spec.get("service"), spec.get("previewService")):
+        for (ns, name), parsed in list(self._specs.items()):
+            spec = parsed.spec
+            if ns == namespace and isinstance(spec, ReleaseSpec) and service in (spec.service, spec.preview_service):
                 self.enqueue((ns, name))
 
     def releases(self) -> list[Key]:
@@ -93,12 +119,11 @@ class Controller:
         wanted = {repository_key(url) for url in repository_urls}
         now = time.monotonic()
         count = 0
-        for key, body in list(self._releases.items()):
-            source = (body.get("spec") or {}).get("source") or {}
-            url = source.get("url")
-            if not isinstance(url, str) or repository_key(url) not in wanted:
+        for key, parsed in list(self._specs.items()):
+            spec = parsed.spec
+            if not isinstance(spec, ReleaseSpec) or parsed.repository not in wanted:
                 continue
-            if not ref_matches(source.get("ref") or {"branch": "main"}, ref):
+            if not ref_matches(spec.source.ref, ref):
                 continue
             if self._request_check is not None:
                 self._request_check(key[0], key[1], now)
@@ -125,12 +150,12 @@ class Controller:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
-            body = self._releases.get(key)
-            if body is None:
+            body, parsed = self._releases.get(key), self._specs.get(key)
+            if body is None or parsed is None:
                 continue
             self._active.add(key)
             try:
-                delay = await asyncio.to_thread(self._reconcile, body)
+                delay = await asyncio.to_thread(self._reconcile, body, parsed.spec)
                 self._failures.pop(key, None)
             except Exception as exc:  # a failed pass is retried with backoff; the error is logged, not fatal
                 failures = self._failures[key] = self._failures.get(key, 0) + 1

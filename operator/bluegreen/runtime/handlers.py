@@ -4,7 +4,7 @@
   its ``bluegreen.dev/reconcile-at`` annotation changed);
 - events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
   they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second;
-- with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook.server``) runs in kopf's event loop from
+- with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
   startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
@@ -24,11 +24,14 @@ import kopf
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
-from bluegreen.kube.cluster import KubeCluster, load_api_client
+from bluegreen.kube.client import load_api_client
+from bluegreen.kube.cluster import KubeCluster
 from bluegreen.logs import get_logger
 from bluegreen.runtime.controller import Controller
 from bluegreen.runtime.reconciler import Reconciler
-from bluegreen.webhook.server import SecretFile, WebhookConfig, WebhookSecretError, WebhookServer
+from bluegreen.verify.verifier import CommitVerifier
+from bluegreen.webhook.secret import SecretFile, WebhookSecretError
+from bluegreen.webhook.server import WebhookConfig, WebhookServer
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "bluegreen" / "git"
 
@@ -61,7 +64,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
-    reconciler = Reconciler(cluster, source)
+    reconciler = Reconciler(cluster, source, CommitVerifier())
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
     controller.start()

@@ -1,90 +1,71 @@
-"""One reconcile pass for one release: source -> observe -> plan -> act -> status, Event, log line.
+"""One reconcile pass for one release, as named steps in order (the way Flux's reconcilers read):
 
-Written against two small Protocols (the cluster and the git source), so it runs against the real
-Kubernetes client in the operator and against anything else in tests. Blocking; the controller runs it in
-a worker thread. What it keeps in memory (the last fetched commit and manifest, the last status written)
-is a cache: after a restart everything is re-read from git and the cluster.
+1. ``step_source``: read git when due, verify the commit, parse the manifest (``SourceStep``);
+2. ``step_release``: observe -> plan -> act, repeated while a step writes (at most ``MAX_STEPS_PER_PASS``),
+   each step announced (Event, log line, history) and summarized (``summarize_status``).
+
+Written against the Protocols of ``bluegreen.core.protocols`` (the cluster, the git source, the signature
+verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking; the
+controller runs it in a worker thread. What it keeps in memory (``Memory``: the last fetched commit and
+manifest, the last status written) is a cache: after a restart everything is re-read from git and the cluster.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from bluegreen.core.conditions import SourceStatus, build_conditions
-from bluegreen.core.desired import DesiredTemplate, ManifestError, owner_reference, parse_manifest, render_deployment
+from bluegreen.core.conditions import build_conditions
+from bluegreen.core.desired import owner_reference, render_deployment
+from bluegreen.core.errors import ClusterError, Outcome
 from bluegreen.core.history import record
-from bluegreen.core.planner import Action, ColorState, Desired, Observed, Phase, Plan, ServiceState, Settings, plan
+from bluegreen.core.planner import Action, Desired, Observed, Phase, Plan, Settings, plan
+from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     Color,
-    GitRef,
     ReleaseRef,
     ReleaseSpec,
     SpecError,
+    parse_spec,
 )
-from bluegreen.git.source import CommitInfo, Credentials, Snapshot, SourceError
-from bluegreen.kube.cluster import ClusterError, format_time, parse_time
+from bluegreen.core.timestamps import format_time, parse_time
 from bluegreen.logs import get_logger
-from bluegreen.verify.verifier import TrustedKeys, VerifyError, verify_commit
+from bluegreen.runtime.memory import Memory
+from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
 
 
-class Cluster(Protocol):
-    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
-    def color_state(self, release: ReleaseRef, color: Color) -> ColorState: ...
-    def service_state(self, namespace: str, name: str) -> ServiceState: ...
-    def apply_deployment(self, body: Mapping[str, Any]) -> None: ...
-    def scale(self, release: ReleaseRef, color: Color, replicas: int,
-              annotations: Mapping[str, str | None]) -> None: ...
-    def switch_selector(self, namespace: str, service: str, color: Color) -> None: ...
-    def patch_status(self, release: ReleaseRef, status: Mapping[str, Any]) -> None: ...
-    def post_event(self, release: ReleaseRef, kind: str, reason: str, message: str) -> None: ...
-
-
-class Source(Protocol):
-    def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
-                 not_before: float | None = None) -> Snapshot: ...
-    def signature(self, url: str, commit_sha: str, *,
-                  credentials: Credentials | None = None) -> tuple[bytes, bytes] | None: ...
-
-
 @dataclass
-class Memory:
-    """What the reconciler remembers about one release between passes."""
+class Pass:
+    """One pass over one release: what it was given and what it has written so far."""
 
-    source_key: tuple[str, GitRef, str] | None = None
-    fetched_at: float | None = None  # monotonic
-    source: SourceStatus = field(default_factory=lambda: SourceStatus(False, "NotFetched", "git not read yet"))
-    commit: CommitInfo | None = None
-    template: DesiredTemplate | None = None
-    reconcile_token: str | None = None
-    suspended: bool = False
-    check_requested_at: float | None = None  # monotonic time of a push webhook asking for a check
-    verified: SourceStatus | None = None  # outcome of signature verification (spec.source.verify set)
-    verdicts: dict[tuple[str, str], SourceStatus] = field(default_factory=dict)  # (commit, keys) -> outcome
-    last_status: dict[str, Any] | None = None
-    last_notice: tuple[str, str] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    release: ReleaseRef
+    spec: ReleaseSpec
+    memory: Memory
+    generation: int
+    status: Mapping[str, Any]
+    """The release's status as of the last patch of this pass."""
+    history: list[dict[str, Any]]
+    log: Any
 
 
 class Reconciler:
     """Reconciles BlueGreenReleases one pass at a time (thread-safe across different releases)."""
 
-    def __init__(self, cluster: Cluster, source: Source, *, clock: Callable[[], datetime] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
+                 clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cluster = cluster
-        self.source = source
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
+        self.sources = SourceStep(cluster, source, verifier, monotonic)
         self._memory: dict[tuple[str, str], Memory] = {}
         self._guard = threading.Lock()
 
@@ -102,178 +83,77 @@ class Reconciler:
         memory.check_requested_at = max(at, memory.check_requested_at or at)
 
     # ---- the pass -------------------------------------------------------------------------------
-    def reconcile(self, body: Mapping[str, Any]) -> float | None:
-        """Run one pass for the release ``body``; return seconds until the next pass is due (None: on events)."""
+    def reconcile(self, body: Mapping[str, Any], spec: ReleaseSpec | SpecError | None = None) -> float | None:
+        """Run one pass for the release ``body`` whose ``spec`` the caller parsed (None: parse it here); return
+        seconds until the next pass is due (None: on events only)."""
         meta = body["metadata"]
         release = ReleaseRef(meta["namespace"], meta["name"], meta.get("uid", ""))
+        if spec is None:
+            spec = parse_spec(body.get("spec") or {})
         memory = self.memory(release.namespace, release.name)
         with memory.lock:
-            return self._reconcile(release, body, memory)
+            return self._reconcile(release, body, spec, memory)
 
-    def _reconcile(self, release: ReleaseRef, body: Mapping[str, Any], memory: Memory) -> float | None:
+    def _reconcile(self, release: ReleaseRef, body: Mapping[str, Any], spec: ReleaseSpec | SpecError,
+                   memory: Memory) -> float | None:
         meta = body["metadata"]
-        status_in: Mapping[str, Any] = body.get("status") or {}
+        status: Mapping[str, Any] = body.get("status") or {}
         generation = int(meta.get("generation", 0))
         log = get_logger().bind(release=release.name, namespace=release.namespace)
-        try:
-            spec = ReleaseSpec.from_dict(body.get("spec") or {})
-        except SpecError as exc:
-            self._report_blocked(release, memory, status_in, generation, "InvalidSpec", str(exc), log)
+        if isinstance(spec, SpecError):
+            self._report_blocked(release, memory, status, generation, spec.reason, spec.message, log)
             return None
-
-        token = (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT)
-        # A forced check asked for while suspended is kept for the resume; resuming checks git at once.
-        forced = (token is not None and token != memory.reconcile_token) or memory.suspended
-        memory.suspended = spec.suspend
-        if not spec.suspend:
-            memory.reconcile_token = token
-            not_before = self._fetch_due(spec, memory, forced)
-            if not_before is not None:
-                self._refresh_source(release, spec, memory, not_before)
+        self.step_source(release, spec, memory, (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
+        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log)
+        return self.step_release(run)
 
+    def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> None:
+        """Step 1: read git when due (fetch, verify, parse the manifest) into the release's memory."""
+        self.sources.run(release, spec, memory, token)
+
+    def step_release(self, run: Pass) -> float | None:
+        """Step 2: observe -> plan -> act until a step writes nothing; return when the next pass is due."""
+        spec = run.spec
         settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend)
         step: Plan | None = None
-        history = list(status_in.get("history") or [])
         for _ in range(MAX_STEPS_PER_PASS):
             now = self.clock()
             try:
-                observed = self._observe(release, spec, status_in, memory)
-                desired = self._desired(memory)
-                step = plan(desired, observed, settings, now)
+                observed = self._observe(run)
+                step = plan(_desired(run.memory), observed, settings, now)
                 if step.writes:
-                    self._act(release, spec, step, observed, memory, now)
+                    self._act(run, step, observed, now)
             except ClusterError as exc:
-                self._report_blocked(release, memory, status_in, generation, exc.reason, exc.message, log)
+                self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
+                                     run.log)
                 return None
-            if step.writes:
-                log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
-                self.cluster.post_event(release, "Warning" if step.stalled else "Normal", step.reason, step.message)
-                if memory.commit is not None:
-                    history = record(history, step, commit=memory.commit.sha, summary=memory.commit.summary,
-                                     author=memory.commit.author, now=now)
-            else:
-                self._notice(release, memory, step, log)
-            status = self._status(spec, step, observed, memory, status_in, generation, history, now)
-            if status != memory.last_status:
-                self.cluster.patch_status(release, status)
-                memory.last_status = status
-                status_in = {**status_in, **status}
+            self._announce(run, step, now)
+            self.summarize_status(run, step, observed, now)
             if not step.writes:
                 break
         assert step is not None
-        return self._next_pass(spec, step, memory)
-
-    # ---- source ---------------------------------------------------------------------------------
-    def _fetch_due(self, spec: ReleaseSpec, memory: Memory, forced: bool) -> float | None:
-        """None when git need not be read now; else the oldest mirror refresh (monotonic) that will do.
-
-        Releases of one repository share a mirror: a refresh made for another release since ``not_before``
-        is reused, so N releases polling one repository cost one remote check per interval.
-        """
-        now = self.monotonic()
-        key = (spec.source.url, spec.source.ref, spec.source.path)
-        requested = memory.check_requested_at
-        if forced or memory.fetched_at is None or memory.source_key != key:
-            return now
-        if requested is not None and memory.fetched_at < requested:
-            return requested
-        if now - memory.fetched_at >= spec.source.interval_seconds:
-            return now - spec.source.interval_seconds
-        return None
-
-    def _refresh_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, not_before: float) -> None:
-        memory.source_key = (spec.source.url, spec.source.ref, spec.source.path)
-        memory.fetched_at = self.monotonic()
-        src = spec.source
-        try:
-            credentials = self._credentials(release, spec)
-            snapshot = self.source.snapshot(src.url, src.ref, src.path, credentials=credentials,
-                                            not_before=not_before)
-        except SourceError as exc:
-            memory.source = SourceStatus(False, exc.reason, exc.message, memory.source.commit)
-            if not memory.source.transient:  # the manifest is gone: hold; unreachable: keep the last good one
-                memory.template = None
-            return
-        memory.fetched_at = min(memory.fetched_at, _refreshed_at(snapshot, memory.fetched_at))
-        if spec.source.verify is not None:
-            memory.verified = self._verify(release, spec, snapshot.commit, credentials, memory)
-            if not memory.verified.ok:
-                memory.commit = snapshot.commit
-                memory.template = None
-                memory.source = SourceStatus(False, memory.verified.reason, memory.verified.message,
-                                             snapshot.commit.sha)
-                return
-        else:
-            memory.verified = None
-        memory.commit = snapshot.commit
-        try:
-            memory.template = parse_manifest(snapshot.content, namespace=release.namespace, path=src.path)
-        except ManifestError as exc:
-            memory.template = None
-            memory.source = SourceStatus(False, exc.reason, f"commit {snapshot.commit.short_sha}: {exc.message}",
-                                         snapshot.commit.sha)
-            return
-        memory.source = SourceStatus(True, "Fetched",
-                                     f"commit {snapshot.commit.short_sha} ({snapshot.commit.summary!r}) on "
-                                     f"{src.ref.describe()} of {src.path}", snapshot.commit.sha)
-
-    def _credentials(self, release: ReleaseRef, spec: ReleaseSpec) -> Credentials | None:
-        """Git credentials from the Secret named in spec.source.secretRef, read on every fetch (rotation)."""
-        name = spec.source.secret_ref
-        if name is None:
-            return None
-        data = self.cluster.read_secret(release.namespace, name)
-        if data is None:
-            raise SourceError("SecretNotFound", f"Secret {name!r} (spec.source.secretRef) does not exist in "
-                                                f"namespace {release.namespace!r}; create it")
-        return Credentials.from_secret_data(data)
-
-    def _verify(self, release: ReleaseRef, spec: ReleaseSpec, commit: CommitInfo, credentials: Credentials | None,
-                memory: Memory) -> SourceStatus:
-        """Is the commit signed by a key in the trusted-keys Secret? (cached per commit and key set)"""
-        assert spec.source.verify is not None
-        name = spec.source.verify.secret_ref
-        data = self.cluster.read_secret(release.namespace, name)
-        if data is None:
-            return SourceStatus(False, "SecretNotFound", f"Secret {name!r} (spec.source.verify.secretRef) does "
-                                                         f"not exist in namespace {release.namespace!r}")
-        try:
-            keys = TrustedKeys.from_secret_data(data, secret_name=name)
-        except VerifyError as exc:
-            return SourceStatus(False, exc.reason, exc.message, commit.sha)
-        cache_key = (commit.sha, keys_fingerprint(data))
-        if cache_key not in memory.verdicts:
-            signature = self.source.signature(spec.source.url, commit.sha, credentials=credentials)
-            try:
-                verdict = verify_commit(commit.sha, signature, keys, secret_name=name)
-            except VerifyError as exc:  # gpg/ssh-keygen missing or hung: our fault, retried, never cached
-                return SourceStatus(False, exc.reason, exc.message, commit.sha)
-            memory.verdicts = {cache_key: SourceStatus(verdict.ok, verdict.reason, verdict.message, commit.sha)}
-        return memory.verdicts[cache_key]
-
-    @staticmethod
-    def _desired(memory: Memory) -> Desired | None:
-        if memory.template is None or memory.commit is None:
-            return None
-        return Desired(memory.commit.sha, memory.template.template_hash, memory.template.replicas)
+        return self._next_pass(spec, step, run.memory)
 
     # ---- observe and act ------------------------------------------------------------------------
-    def _observe(self, release: ReleaseRef, spec: ReleaseSpec, status: Mapping[str, Any], memory: Memory) -> Observed:
+    def _observe(self, run: Pass) -> Observed:
+        """The release's colours and Services as the cluster has them now."""
+        release, spec = run.release, run.spec
         preview = self.cluster.service_state(release.namespace, spec.preview_service) \
             if spec.preview_service else None
-        recorded = status.get("activeColor")
+        recorded = run.status.get("activeColor")
         return Observed(
             blue=self.cluster.color_state(release, Color.BLUE),
             green=self.cluster.color_state(release, Color.GREEN),
             service=self.cluster.service_state(release.namespace, spec.service),
             preview=preview,
             recorded_active=Color(recorded) if recorded in ("blue", "green") else None,
-            scale_down_at=parse_time(status.get("idleScaleDownAt")),
+            scale_down_at=parse_time(run.status.get("idleScaleDownAt")),
         )
 
-    def _act(self, release: ReleaseRef, spec: ReleaseSpec, step: Plan, observed: Observed, memory: Memory,
-             now: datetime) -> None:
+    def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
+        """Perform the one write ``step`` names."""
+        release, spec, memory = run.release, run.spec, run.memory
         assert step.color is not None
         stamp = format_time(now)
         if step.action is Action.APPLY:
@@ -302,11 +182,31 @@ class Reconciler:
             self.cluster.switch_selector(release.namespace, spec.preview_service, step.color)
 
     # ---- status, events, timing -----------------------------------------------------------------
-    def _status(self, spec: ReleaseSpec, step: Plan, observed: Observed, memory: Memory, previous: Mapping[str, Any],
-                generation: int, history: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    def _announce(self, run: Pass, step: Plan, now: datetime) -> None:
+        """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared."""
+        if not step.writes:
+            self._notice(run, step)
+            return
+        run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
+        self.cluster.post_event(run.release, "Warning" if step.stalled else "Normal", step.reason, step.message)
+        commit = run.memory.commit
+        if commit is not None:
+            run.history = record(run.history, step, commit=commit.sha, summary=commit.summary, author=commit.author,
+                                 now=now)
+
+    def summarize_status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
+        """The one status summary of where the release stands, patched when it changed."""
+        status = self._status(run, step, observed, now)
+        if status != run.memory.last_status:
+            self.cluster.patch_status(run.release, status)
+            run.memory.last_status = status
+            run.status = {**run.status, **status}
+
+    def _status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> dict[str, Any]:
+        memory, previous = run.memory, run.status
         active = step.active
         active_revision = previous.get("activeRevision")
-        desired = self._desired(memory)
+        desired = _desired(memory)
         if active is not None:
             state = observed.color(active)
             if desired is not None and state.template_hash == desired.template_hash:
@@ -320,31 +220,32 @@ class Reconciler:
             "activeColor": str(active) if active else None,
             "activeRevision": active_revision,
             "lastAttemptedRevision": memory.source.commit or (memory.commit.sha if memory.commit else None),
-            "observedGeneration": generation,
+            "observedGeneration": run.generation,
             "phase": str(step.phase),
             "message": step.message,
             "previewColor": str(preview) if preview else None,
             "idleScaleDownAt": format_time(step.scale_down_at) if step.scale_down_at else None,
-            "conditions": build_conditions(step, memory.source, generation, previous.get("conditions") or [], now,
-                                           verified=memory.verified),
-            "history": history,
+            "conditions": build_conditions(step, memory.source, run.generation, previous.get("conditions") or [],
+                                           now, verified=memory.verified),
+            "history": run.history,
         }
 
-    def _notice(self, release: ReleaseRef, memory: Memory, step: Plan, log: Any) -> None:
+    def _notice(self, run: Pass, step: Plan) -> None:
         """An Event and a log line when a problem (bad source, stall) appears or changes; silence otherwise."""
+        memory = run.memory
         if not memory.source.ok and memory.source.reason != "NotFetched" and step.phase != Phase.SUSPENDED:
             notice = (memory.source.reason, memory.source.message)
         elif step.stalled:
             notice = (step.reason, step.message)
         else:
             if memory.last_notice is not None:
-                log.info("recovered", reason=step.reason, action=str(step.action))
+                run.log.info("recovered", reason=step.reason, action=str(step.action))
             memory.last_notice = None
             return
         if notice != memory.last_notice:
             memory.last_notice = notice
-            log.warning(notice[1], reason=notice[0], action=str(step.action))
-            self.cluster.post_event(release, "Warning", *notice)
+            run.log.warning(notice[1], reason=notice[0], action=str(step.action))
+            self.cluster.post_event(run.release, "Warning", *notice)
 
     def _report_blocked(self, release: ReleaseRef, memory: Memory, previous: Mapping[str, Any], generation: int,
                         reason: str, message: str, log: Any) -> None:
@@ -352,7 +253,7 @@ class Reconciler:
         now = self.clock()
         step = Plan(Action.NONE, reason, message, Phase.DEGRADED, stalled=True,
                     active=Color(previous["activeColor"]) if previous.get("activeColor") in ("blue", "green") else None)
-        source = memory.source if reason != "InvalidSpec" else SourceStatus(False, reason, message)
+        source = memory.source if reason != "InvalidSpec" else Outcome(False, reason, message)
         status = {
             "observedGeneration": generation, "phase": str(step.phase), "message": message,
             "conditions": build_conditions(step, source, generation, previous.get("conditions") or [], now),
@@ -366,6 +267,7 @@ class Reconciler:
             memory.last_status = status
 
     def _next_pass(self, spec: ReleaseSpec, step: Plan, memory: Memory) -> float | None:
+        """Seconds until the next git check or the step's own deadline, whichever comes first."""
         if spec.suspend:
             return None
         fetched = memory.fetched_at if memory.fetched_at is not None else self.monotonic()
@@ -375,18 +277,8 @@ class Reconciler:
         return min(until_fetch, max(0.0, step.requeue_after))
 
 
-def _refreshed_at(snapshot: Snapshot, default: float) -> float:
-    """When the mirror behind ``snapshot`` last contacted the remote (aligns polls of a shared repository)."""
-    for holder in (snapshot, snapshot.commit):
-        value = getattr(holder, "refreshed_at", None)
-        if isinstance(value, int | float) and value > 0:  # 0: this process never contacted that remote
-            return float(value)
-    return default
-
-
-def keys_fingerprint(data: Mapping[str, bytes]) -> str:
-    """Identity of a trusted-keys Secret's content (a rotated key set is verified again)."""
-    digest = hashlib.sha256()
-    for key in sorted(data):
-        digest.update(key.encode() + b"\0" + data[key] + b"\0")
-    return digest.hexdigest()
+def _desired(memory: Memory) -> Desired | None:
+    """What git asks for, once a commit and its manifest are known."""
+    if memory.template is None or memory.commit is None:
+        return None
+    return Desired(memory.commit.sha, memory.template.template_hash, memory.template.replicas)
