@@ -196,12 +196,14 @@ def send_one(target: Target, spec: RequestSpec, index: int, timeout: float, syn_
     now = time.monotonic
     sock = socket.socket(target.family, socket.SOCK_STREAM)
     connected: float | None = None
+    port: int | None = None
     start = now() - t0
     try:
         sock.setblocking(False)
         with syn_lock:
             start = now() - t0
             err = sock.connect_ex((target.ip, target.port))
+        port = sock.getsockname()[1] if err in (0, errno.EINPROGRESS, errno.EAGAIN) else None
         deadline = t0 + start + timeout
         if err in (errno.EINPROGRESS, errno.EAGAIN):
             _, writable, _ = select.select([], [sock], [], max(0.0, deadline - now()))
@@ -229,7 +231,7 @@ def send_one(target: Target, spec: RequestSpec, index: int, timeout: float, syn_
             chunks.append(chunk)
             size += len(chunk)
         status, version, error, detail, body = _parse(b"".join(chunks))
-        return RequestRecord(index, start, now() - t0, connected, status, version, error, detail, body)
+        return RequestRecord(index, start, now() - t0, connected, status, version, error, detail, body, port)
     except TimeoutError:
         phase = "response" if connected is not None else "connect"
         return RequestRecord(index, start, now() - t0, connected, error="timeout", detail=f"{phase} timed out")
@@ -316,6 +318,10 @@ class LoadGenerator:
                 self._records.append(record)
             self.counter.add(record)
 
+    def elapsed(self) -> float:
+        """Seconds since the run began: the time base of the records, to mark events (a switch) on it."""
+        return time.monotonic() - self._t0
+
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
@@ -363,3 +369,32 @@ def run_load(url: str, **options: object) -> LoadReport:
     generator.start()
     generator.wait()
     return generator.report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 tests/app/loadgen.py URL [--rate R] [--seconds S] [--workers N] [--expect v1,v2]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="bounded loopback HTTP load; prints the summary line")
+    parser.add_argument("url")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second in total")
+    parser.add_argument("--seconds", type=float, default=10.0, help="maximum duration")
+    parser.add_argument("--requests", type=int, default=MAX_REQUESTS, help="maximum count")
+    parser.add_argument("--expect", help="comma-separated expected version sequence: exit 1 unless zero downtime")
+    args = parser.parse_args(argv)
+    report = run_load(args.url, workers=args.workers, rate=args.rate, max_seconds=args.seconds,
+                      max_requests=args.requests)
+    print(f"{report.summary()} in {report.duration:.2f}s ({report.rate:.0f} requests/s)")
+    for line in report.errors[:5]:
+        print(f"  {line}")
+    if args.expect:
+        problems = zero_downtime_problems(report, args.expect.split(","))
+        for problem in problems:
+            print(f"  NOT zero downtime: {problem}")
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

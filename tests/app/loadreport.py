@@ -44,6 +44,8 @@ class RequestRecord:
     """None for success, else one of ERROR_CLASSES."""
     detail: str = ""
     body: bytes = b""
+    local_port: int | None = None
+    """The client's TCP port, to match the request with a proxy's or server's log."""
 
     @property
     def ok(self) -> bool:
