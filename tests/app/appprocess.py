@@ -4,7 +4,8 @@
         status, headers, body = app.request("GET", "/")
 
 The process gets a clean environment (``PATH`` plus ``env``) and its own process group; its output goes
-to a log file. ``stop()`` sends SIGTERM, waits, and kills the group if it lingers.
+to a log file (in ``log_dir``, else in a temporary directory removed by ``stop()``). ``stop()`` sends
+SIGTERM, waits, and kills the group if it lingers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,7 +105,8 @@ class AppProcess:
         return self.proc.wait(timeout=timeout)
 
     def stop(self) -> int | None:
-        """SIGTERM, wait up to 10 s, then SIGKILL the group; returns the exit code."""
+        """SIGTERM, wait up to 10 s, then SIGKILL the group; returns the exit code. Without a ``log_dir``
+        given, the temporary log directory is removed too."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -113,6 +116,8 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        if self._own_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
         return self.proc.returncode
 
     def log_text(self) -> str:
@@ -126,7 +131,3 @@ class AppProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        if self._own_dir:
-            for path in self.log_dir.iterdir():
-                path.unlink()
-            self.log_dir.rmdir()
