@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the loopback git servers of the integration tests need: sshd and ssh-keygen
 # (SSH transport), git (git daemon, git http-backend), openssl (test CA and server certificates) and gnupg
-# (OpenPGP signature tests). Idempotent and quiet when everything is present; sudo only when not root.
+# (OpenPGP signature tests) and postgresql (the throwaway database server of
+# tests/servers/postgres.py; its binaries live in /usr/lib/postgresql/<major>/bin, which that module finds).
+# Idempotent and quiet when everything is present; sudo only when not root.
 set -euo pipefail
 
-packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates)
+packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates postgresql)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -18,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "servers: apt-get update"
   $sudo apt-get update -q >/dev/null
   echo "servers: installing ${missing[*]}"
-  # policy-rc.d 101: do not start the system sshd service on install (the tests run their own sshd).
+  # policy-rc.d 101: do not start the system sshd or postgresql service on install (the tests run their own).
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then
@@ -32,3 +34,6 @@ fi
 
 # sshd refuses to start without its privilege-separation directory (normally made by the service unit).
 [ -d /run/sshd ] || { $sudo mkdir -p /run/sshd && $sudo chmod 0755 /run/sshd; }
+
+# The PostgreSQL server binaries are not on $PATH on Debian; check they are where postgres.py looks.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "servers: PostgreSQL initdb not found" >&2; exit 1; }
