@@ -3,15 +3,18 @@
 ``up`` installs what is missing, builds (or reuses) kube-apiserver and kube-controller-manager v1.20.2,
 then starts on loopback: etcd (TLS, client certificates), kube-apiserver (TLS, token authentication,
 ``--authorization-mode=Node,RBAC``, service-account token signing), kube-controller-manager (each controller
-with its own service-account credentials) and the simulated node (``simnode.py``). It waits until the
-API server is ready, the controllers work and the node is Ready, writes an admin kubeconfig and prints
-``export KUBECONFIG=<path>`` as its last line. Running ``up`` again while everything runs only prints that
-line. ``down`` stops exactly the processes ``up`` started, by the pids it recorded.
+with its own service-account credentials), the service proxy (``serviceproxy.py``, a kube-proxy stand-in:
+ClusterIPs are loopback addresses from ``$BLUEGREEN_SERVICE_CIDR``, default 127.96.0.0/16, and each
+Service answers at ``clusterIP:port``) and the simulated node (``simnode.py``). It waits until the
+API server is ready, the controllers work, the node is Ready and the ``kubernetes`` Service answers through
+the proxy, writes an admin kubeconfig and prints ``export KUBECONFIG=<path>`` as its last line. Running
+``up`` again while everything runs (with the same certificates and tokens) only prints that line. ``down``
+stops exactly the processes ``up`` started, by the pids it recorded.
 
 State lives in ``$BLUEGREEN_CLUSTER_DIR`` (default ``~/.cache/bluegreen/cluster``); ports can be moved
 with ``BLUEGREEN_APISERVER_PORT`` (16443), ``BLUEGREEN_ETCD_PORT`` (23790) and ``BLUEGREEN_ETCD_PEER_PORT``
 (23800). Each ``up`` after a ``down`` starts from an empty etcd; certificates and tokens are kept, so a
-kubeconfig stays valid.
+kubeconfig stays valid (``pki.py``).
 
 Usage: ``python tests/cluster/controlplane.py up|down|status``
 """

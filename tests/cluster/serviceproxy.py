@@ -57,7 +57,7 @@ class ApiClient:
         cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
         user = next(u["user"] for u in doc["users"] if u["name"] == context["user"])
         self.server = cluster["server"].rstrip("/")
-        self.ssl = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        self.ssl = ssl.create_default_context(cafile=cluster.get("certificate-authority"))
         self.headers = {"Authorization": f"Bearer {user['token']}", "Accept": "application/json"}
         self.session: aiohttp.ClientSession | None = None
 
