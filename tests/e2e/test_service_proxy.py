@@ -286,3 +286,39 @@ def test_endpoint_changes_are_followed_fast(services: Services, servers: Any) ->
     print(f"\nservice proxy update latency over {len(lags)} changes: median {statistics.median(lags):.1f} ms, "
           f"max {max(lags):.1f} ms (EndpointSlice PATCH included)")
     assert max(lags) < 1000
+
+
+def test_a_selector_service_reaches_its_ready_pod_through_the_endpointslice_controller(
+    kube_client: client.ApiClient, namespace: str, services: Services, servers: Any
+) -> None:
+    """The whole path without a hand-written slice: pod status -> EndpointSlice controller -> proxy -> process.
+
+    The pod stands on a Node object of its own (no kubelet) so that its status, with a loopback pod IP where
+    a real server listens, is written by this test; the simulated node never touches it."""
+    core = client.CoreV1Api(kube_client)
+    pod_server = servers("pod", 8080)
+    node = f"{namespace}-node"[:63]
+    core.create_node({"metadata": {"name": node}})
+    try:
+        core.create_namespaced_service(namespace, {"metadata": {"name": "web"}, "spec": {
+            "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}})
+        ip = core.read_namespaced_service("web", namespace).spec.cluster_ip
+        core.create_namespaced_pod(namespace, {"metadata": {"name": "web-0", "labels": {"app": "web"}}, "spec": {
+            "nodeName": node, "containers": [{"name": "web", "image": "local/none",
+                                              "ports": [{"name": "web", "containerPort": 8080}]}]}})
+
+        def report(ready: bool) -> None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            pod_ip = pod_server.server_address[0]
+            core.patch_namespaced_pod_status("web-0", namespace, {"status": {
+                "phase": "Running", "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+                "conditions": [{"type": "Ready", "status": str(ready), "lastTransitionTime": stamp}]}})
+
+        report(ready=True)
+        wait_listening(ip)
+        assert get(ip) == "pod"  # Service targetPort "web" resolved to the container port 8080 by the controller
+        report(ready=False)
+        wait_until(lambda: refused(ip), timeout=5, interval=0.01, what="the unready pod to leave the Service")
+    finally:
+        core.delete_namespaced_pod("web-0", namespace, grace_period_seconds=0)
+        core.delete_node(node)
