@@ -35,7 +35,7 @@ def issue_cert(pki: Path, name: str, subject: str, sans: str, usage: str) -> Non
     openssl(
         "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
         "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(ext), "-out", str(crt),
-    )  # fmt: skip
+    )
     csr.unlink()
     ext.unlink()
     for path in (key, crt):
@@ -80,7 +80,7 @@ def _create_base(pki: Path) -> None:
     openssl(
         "req", "-x509", "-new", "-nodes", "-key", str(pki / "ca.key"), "-subj", "/CN=bluegreen-local-ca",
         "-days", "3650", "-sha256", "-out", str(pki / "ca.crt"),
-    )  # fmt: skip
+    )
     issue_cert(pki, "etcd-server", "/CN=etcd", "DNS:localhost,IP:127.0.0.1", "serverAuth,clientAuth")
     issue_cert(pki, "etcd-client", "/CN=kube-apiserver-etcd-client", "", "clientAuth")
     openssl("genrsa", "-out", str(pki / "sa.key"), "2048")

@@ -142,7 +142,6 @@ class ServiceProxy:
         self.dirty: set[ObjKey] = set()  # Services whose listeners may have to change
         self.failed: set[ObjKey] = set()  # Services with a listener that could not be opened: retried
         self.wake = asyncio.Event()
-        self.synced: set[str] = set()
 
     # ---- the watches feed these ------------------------------------------------------------------
     def changed(self, services: Iterable[ObjKey]) -> None:
@@ -151,21 +150,17 @@ class ServiceProxy:
 
     def replace_services(self, items: list[Obj]) -> None:
         self.changed(self.table.replace_services(items))
-        self.listed("services", len(items))
+        log.info("listed %d services", len(items))
 
     def replace_slices(self, items: list[Obj]) -> None:
         self.changed(self.table.replace_slices(items))
-        self.listed("endpointslices", len(items))
+        log.info("listed %d endpointslices", len(items))
 
     def apply_service(self, kind: str, obj: Obj) -> None:
         self.changed(self.table.apply_service(kind, obj))
 
     def apply_slice(self, kind: str, obj: Obj) -> None:
         self.changed(self.table.apply_slice(kind, obj))
-
-    def listed(self, what: str, count: int) -> None:
-        log.info("listed %d %s", count, what)
-        self.synced.add(what)
 
     # ---- listeners -------------------------------------------------------------------------------
     async def reconcile_forever(self, stopping: asyncio.Event) -> None:
