@@ -3,24 +3,27 @@
 ``up`` installs what is missing, builds (or reuses) kube-apiserver and kube-controller-manager v1.20.2,
 then starts on loopback: etcd (TLS, client certificates), kube-apiserver (TLS, token authentication,
 ``--authorization-mode=Node,RBAC``, service-account token signing), kube-controller-manager (each controller
-with its own service-account credentials) and the simulated node (``simnode.py``). It waits until the
-API server is ready, the controllers work and the node is Ready, writes an admin kubeconfig and prints
-``export KUBECONFIG=<path>`` as its last line. Running ``up`` again while everything runs only prints that
-line. ``down`` stops exactly the processes ``up`` started, by the pids it recorded.
+with its own service-account credentials), the service proxy (``serviceproxy.py``, a kube-proxy stand-in:
+ClusterIPs are loopback addresses from ``$BLUEGREEN_SERVICE_CIDR``, default 127.96.0.0/16, and each
+Service answers at ``clusterIP:port``) and the simulated node (``simnode.py``). It waits until the
+API server is ready, the controllers work, the node is Ready and the ``kubernetes`` Service answers through
+the proxy, writes an admin kubeconfig and prints ``export KUBECONFIG=<path>`` as its last line. Running
+``up`` again while everything runs (with the same certificates and tokens) only prints that line. ``down``
+stops exactly the processes ``up`` started, by the pids it recorded.
 
 State lives in ``$BLUEGREEN_CLUSTER_DIR`` (default ``~/.cache/bluegreen/cluster``); ports can be moved
 with ``BLUEGREEN_APISERVER_PORT`` (16443), ``BLUEGREEN_ETCD_PORT`` (23790) and ``BLUEGREEN_ETCD_PEER_PORT``
 (23800). Each ``up`` after a ``down`` starts from an empty etcd; certificates and tokens are kept, so a
-kubeconfig stays valid.
+kubeconfig stays valid (``pki.py``).
 
 Usage: ``python tests/cluster/controlplane.py up|down|status``
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-import secrets
 import shutil
 import signal
 import ssl
@@ -32,6 +35,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import pki as certificates
+
 HERE = Path(__file__).resolve().parent
 K8S_VERSION = "v1.20.2"
 CACHE = Path(os.environ.get("BLUEGREEN_CACHE", Path.home() / ".cache" / "bluegreen"))
@@ -40,7 +45,8 @@ STATE = Path(os.environ.get("BLUEGREEN_CLUSTER_DIR", CACHE / "cluster"))
 APISERVER_PORT = int(os.environ.get("BLUEGREEN_APISERVER_PORT", "16443"))
 ETCD_PORT = int(os.environ.get("BLUEGREEN_ETCD_PORT", "23790"))
 ETCD_PEER_PORT = int(os.environ.get("BLUEGREEN_ETCD_PEER_PORT", "23800"))
-SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_CIDR = os.environ.get("BLUEGREEN_SERVICE_CIDR", "127.96.0.0/16")  # ClusterIPs: loopback addresses
+KUBERNETES_SERVICE_IP = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))  # the `kubernetes` Service
 NODE_NAME = "bluegreen-node"
 START_TIMEOUT = 120.0
 
@@ -56,7 +62,9 @@ IDENTITIES = {
     "controller-manager": ("system:kube-controller-manager", ""),
     "scheduler": ("system:kube-scheduler", ""),
     "node": (f"system:node:{NODE_NAME}", "system:nodes"),
+    "proxy": ("system:kube-proxy", ""),  # bound to ClusterRole system:node-proxier by the bootstrap policy
 }
+APISERVER_SANS = certificates.apiserver_sans(KUBERNETES_SERVICE_IP)
 
 
 def say(message: str) -> None:
@@ -64,103 +72,8 @@ def say(message: str) -> None:
 
 
 # ---- certificates, tokens and kubeconfigs --------------------------------------------------------
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def issue_cert(name: str, subject: str, sans: str, usage: str) -> None:
-    """Sign ``pki/<name>.crt`` with the local CA."""
-    key, csr, crt, ext = (PKI / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
-    ext.write_text(
-        f"subjectAltName={sans}\nextendedKeyUsage={usage}\nkeyUsage=digitalSignature,keyEncipherment\n"
-        if sans
-        else f"extendedKeyUsage={usage}\nkeyUsage=digitalSignature,keyEncipherment\n"
-    )
-    openssl("genrsa", "-out", str(key), "2048")
-    openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(PKI / "ca.crt"),
-        "-CAkey",
-        str(PKI / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "3650",
-        "-sha256",
-        "-extfile",
-        str(ext),
-        "-out",
-        str(crt),
-    )
-    csr.unlink()
-    ext.unlink()
-
-
 def ensure_pki() -> None:
-    """Create the CA, serving and client certificates, the service-account key pair and tokens once."""
-    if (PKI / "complete").exists():
-        return
-    say("creating certificates and tokens")
-    shutil.rmtree(PKI, ignore_errors=True)
-    PKI.mkdir(parents=True)
-    os.chmod(PKI, 0o700)
-    openssl("genrsa", "-out", str(PKI / "ca.key"), "2048")
-    openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-nodes",
-        "-key",
-        str(PKI / "ca.key"),
-        "-subj",
-        "/CN=bluegreen-local-ca",
-        "-days",
-        "3650",
-        "-sha256",
-        "-out",
-        str(PKI / "ca.crt"),
-    )
-    issue_cert(
-        "apiserver",
-        "/CN=kube-apiserver",
-        "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-        "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1",
-        "serverAuth",
-    )
-    issue_cert("etcd-server", "/CN=etcd", "DNS:localhost,IP:127.0.0.1", "serverAuth,clientAuth")
-    issue_cert("etcd-client", "/CN=kube-apiserver-etcd-client", "", "clientAuth")
-    openssl("genrsa", "-out", str(PKI / "sa.key"), "2048")
-    openssl("rsa", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
-    tokens = {name: secrets.token_hex(24) for name in IDENTITIES}
-    lines = []
-    for name, (user, groups) in IDENTITIES.items():
-        lines.append(f"{tokens[name]},{user},{user}" + (f',"{groups}"' if groups else ""))
-        write_kubeconfig(PKI / f"{name}.kubeconfig", user, tokens[name])
-    (PKI / "tokens.csv").write_text("\n".join(lines) + "\n")
-    for path in PKI.iterdir():
-        os.chmod(path, 0o600)
-    (PKI / "complete").write_text("ok\n")
-
-
-def write_kubeconfig(path: Path, user: str, token: str) -> None:
-    """A kubeconfig (JSON is valid YAML) for one token identity against the local API server."""
-    ca = (PKI / "ca.crt").resolve()
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "bluegreen-local",
-        "clusters": [
-            {"name": "bluegreen-local", "cluster": {"server": SERVER, "certificate-authority": str(ca)}}
-        ],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "bluegreen-local", "context": {"cluster": "bluegreen-local", "user": user}}],
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    os.chmod(path, 0o600)
+    certificates.ensure_pki(PKI, IDENTITIES, APISERVER_SANS, SERVER)
 
 
 def admin_token() -> str:
@@ -222,6 +135,7 @@ def components() -> list[Component]:
                 f"--service-account-key-file={pki}/sa.pub",
                 f"--service-account-signing-key-file={pki}/sa.key",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--endpoint-reconciler-type=none",  # loopback Endpoints are invalid: up publishes an EndpointSlice
                 "--allow-privileged=true",
                 "--enable-admission-plugins=NodeRestriction",
                 "--profiling=false",
@@ -249,6 +163,7 @@ def components() -> list[Component]:
                 "--v=1",
             ],
         ),
+        Component("serviceproxy", [sys.executable, str(HERE / "serviceproxy.py"), f"--kubeconfig={pki}/proxy.kubeconfig"]),  # noqa: E501
         Component(
             "simnode",
             [
@@ -309,9 +224,14 @@ def stop_all() -> None:
 
 
 # ---- readiness -----------------------------------------------------------------------------------
-def api_get(path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def api_request(
+    path: str, *, method: str = "GET", body: object = None, server: str = SERVER, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    """One admin request (JSON ``body``); (0, b"") when the server cannot be reached."""
     ctx = ssl.create_default_context(cafile=str(PKI / "ca.crt"))
-    request = urllib.request.Request(SERVER + path, headers={"Authorization": f"Bearer {admin_token()}"})
+    headers = {"Authorization": f"Bearer {admin_token()}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, context=ctx, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -319,6 +239,10 @@ def api_get(path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except (OSError, urllib.error.URLError):
         return 0, b""
+
+
+def api_get(path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    return api_request(path, timeout=timeout)
 
 
 def wait_for(what: str, check: object, deadline: float) -> None:
@@ -350,12 +274,54 @@ def healthy() -> bool:
     return all(pid_of(c.name) is not None for c in components()) and api_get("/readyz")[0] == 200
 
 
+# ---- Services: loopback ClusterIPs and the service proxy ------------------------------------------
+def check_service_cidr() -> None:
+    """ClusterIPs must be loopback addresses: the service proxy listens on them and nothing leaves the host."""
+    network = ipaddress.ip_network(SERVICE_CIDR)
+    if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or network.prefixlen < 12:
+        raise SystemExit(f"cluster: BLUEGREEN_SERVICE_CIDR={SERVICE_CIDR} must be a /12 or smaller in 127.0.0.0/8")
+
+
+def publish_apiserver_endpoint() -> None:
+    """Give the ``kubernetes`` Service an EndpointSlice pointing at this API server (127.0.0.1).
+
+    The API server maintains that Service's Endpoints itself, but Endpoints validation rejects loopback
+    addresses, so it never gets one here; EndpointSlices accept them, and the service proxy follows those.
+    """
+    body = {
+        "apiVersion": "discovery.k8s.io/v1beta1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": "kubernetes",
+                "endpointslice.kubernetes.io/managed-by": "bluegreen-controlplane",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": APISERVER_PORT, "protocol": "TCP"}],
+    }
+    status, text = api_request(
+        "/apis/discovery.k8s.io/v1beta1/namespaces/default/endpointslices", method="POST", body=body
+    )
+    if status not in (201, 409):
+        raise SystemExit(f"cluster: cannot create the kubernetes EndpointSlice: {status} {text[:300]!r}")
+
+
+def proxy_serving() -> bool:
+    """Whether the API server answers through the service proxy at the ``kubernetes`` Service's ClusterIP."""
+    return api_request("/readyz", server=f"https://{KUBERNETES_SERVICE_IP}:443", timeout=2.0)[0] == 200
+
+
 # ---- commands ------------------------------------------------------------------------------------
 def up() -> None:
     started_at = time.time()
-    if (PKI / "complete").exists() and healthy():
+    if certificates.is_current(PKI, IDENTITIES, APISERVER_SANS) and healthy():
         print(f"export KUBECONFIG={ADMIN_KUBECONFIG}")
         return
+    check_service_cidr()
     subprocess.run(["bash", str(HERE / "build.sh")], check=True)
     STATE.mkdir(parents=True, exist_ok=True)
     stop_all()  # a partly running cluster is restarted whole
@@ -370,11 +336,14 @@ def up() -> None:
     say(f"starting kube-apiserver {K8S_VERSION} on {SERVER}")
     start(by_name["kube-apiserver"])
     wait_for("kube-apiserver /readyz", lambda: api_get("/readyz")[0] == 200, deadline)
-    say("starting kube-controller-manager and the simulated node")
+    publish_apiserver_endpoint()
+    say(f"starting kube-controller-manager, the service proxy (ClusterIPs in {SERVICE_CIDR}) and the simulated node")
     start(by_name["kube-controller-manager"])
+    start(by_name["serviceproxy"])
     start(by_name["simnode"])
     wait_for("the controllers (default service account token)", default_account_ready, deadline)
     wait_for(f"node {NODE_NAME} Ready", node_ready, deadline)
+    wait_for(f"the service proxy (the kubernetes Service at {KUBERNETES_SERVICE_IP}:443)", proxy_serving, deadline)
     say(f"ready in {time.time() - started_at:.1f}s; logs in {LOGS}")
     print(f"export KUBECONFIG={ADMIN_KUBECONFIG}")
 
