@@ -257,6 +257,7 @@ def components() -> list[Component]:
                 f"--node-name={NODE_NAME}",
                 f"--node-kubeconfig={pki}/node.kubeconfig",
                 f"--scheduler-kubeconfig={pki}/scheduler.kubeconfig",
+                f"--state-dir={STATE}",
             ],
         ),
     ]
@@ -395,6 +396,10 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "down":
         stop_all()
+        from kubelet.cleanup import clean_node  # standard library only
+
+        if killed := clean_node(STATE, remove_pods=True):
+            say(f"killed {killed} leftover pod processes")
         return 0
     if command == "status":
         return status()
