@@ -34,8 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 K8S_VERSION = "v1.20.2"
+K8S_BUILD = f"{K8S_VERSION}-loopback1"  # build.sh: upstream plus the loopback-Endpoints patch
 CACHE = Path(os.environ.get("BLUEGREEN_CACHE", Path.home() / ".cache" / "bluegreen"))
-BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
+BIN = CACHE / f"k8s-{K8S_BUILD}" / "bin"
 STATE = Path(os.environ.get("BLUEGREEN_CLUSTER_DIR", CACHE / "cluster"))
 APISERVER_PORT = int(os.environ.get("BLUEGREEN_APISERVER_PORT", "16443"))
 ETCD_PORT = int(os.environ.get("BLUEGREEN_ETCD_PORT", "23790"))

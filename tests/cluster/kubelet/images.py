@@ -7,8 +7,8 @@ and the working directory.
 
 - ``local/python:<tag>`` (e.g. ``local/python:3``): like the ``python`` image of Docker Hub, ``Cmd`` is
   ``["python3"]``; ``PATH`` starts with a directory holding ``python3`` and ``python``, which run the very
-  interpreter that runs simnode (the project's virtualenv, so its packages, e.g. the kubernetes client,
-  are importable); ``LANG=C.UTF-8``.
+  interpreter that runs simnode with simnode's packages importable (the project's virtualenv: the
+  kubernetes client, bluegreen itself); ``LANG=C.UTF-8``, ``HOME=/root``.
 - any other ``local/<name>``: no ``Cmd`` (a ``command`` is required) and the host's ``PATH``.
 
 Every other image is simulated (see ``kubelet.simulated``).
@@ -16,6 +16,8 @@ Every other image is simulated (see ``kubelet.simulated``).
 
 from __future__ import annotations
 
+import os
+import site
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,19 +44,34 @@ class ImageConfig:
 
 
 def python_bin(images_dir: Path) -> Path:
-    """The image's ``bin`` directory: ``python3``/``python`` wrappers around simnode's interpreter.
+    """The image's ``bin`` directory, holding ``python3``/``python``: simnode's interpreter with its packages.
 
-    Wrappers, not symlinks: a symlink to a virtualenv's interpreter would lose the virtualenv."""
-    bin_dir = images_dir / "python" / "bin"
-    script = f'#!/bin/sh\nexec {sys.executable} "$@"\n'
+    A virtual environment of its own (``pyvenv.cfg`` beside ``bin``, the interpreter linked in) whose
+    site-packages holds one ``.pth`` adding simnode's site-packages (editable installs included). No shell
+    wrapper: a shell would drop environment variables whose names are not shell names (``CFG_app.conf``)."""
+    root = images_dir / "python"
+    base = Path(os.path.realpath(sys.executable))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    site_dirs = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    files = {
+        root / "pyvenv.cfg": f"home = {base.parent}\ninclude-system-site-packages = false\nversion = "
+                             f"{sys.version.split()[0]}\n",
+        root / "lib" / f"python{version}" / "site-packages" / "_simnode_packages.pth":
+            "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs),
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    bin_dir = root / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name in ("python3", "python"):
-        path = bin_dir / name
-        if not path.exists() or path.read_text() != script:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(script)
-            tmp.chmod(0o755)
-            tmp.replace(path)
+        link = bin_dir / name
+        if not link.is_symlink() or os.readlink(link) != str(base):
+            tmp = bin_dir / f".{name}.tmp"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(base)
+            tmp.replace(link)
     return bin_dir
 
 
