@@ -145,8 +145,8 @@ def test_the_process_sees_kubelets_environment_and_volumes(
     assert claims["aud"] == ["bluegreen-test"]
     assert claims["sub"] == f"system:serviceaccount:{namespace}:default"
     assert claims["kubernetes.io"]["pod"] == {"name": "reporter", "uid": pod.metadata.uid}
-    assert not Path("/etc/app/config").exists() or Path("/etc/app/config").is_dir() and not any(
-        Path("/etc/app/config").iterdir()), "the volume is not visible outside the pod"
+    assert not Path("/etc/app/config").exists() or (Path("/etc/app/config").is_dir() and not any(
+        Path("/etc/app/config").iterdir())), "the volume is not visible outside the pod"
 
 
 def _jwt_claims(token: str) -> dict[str, Any]:
