@@ -225,6 +225,7 @@ def components() -> list[Component]:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",  # kubectl logs: the node's log server
                 "--profiling=false",
                 "--v=1",
             ],

@@ -29,6 +29,7 @@ import os
 import queue
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from kubelet.cleanup import clean_node, node_dir
 from kubelet.images import is_local_pod
 from kubelet.ipam import DEFAULT_POD_CIDR, IPAllocator
 from kubelet.launchspec import LaunchBuilder
+from kubelet.logserver import serve as serve_logs
 from kubelet.mountpoints import MountPoints
 from kubelet.nodeapi import NodeAPI
 from kubelet.podworker import NodeContext, PodWorker
@@ -227,6 +229,10 @@ class SimulatedNode:
         killed = clean_node(self.state_dir)  # what a previous run left (it should have left nothing)
         if killed:
             log.info("killed %d leftover pod processes", killed)
+        try:
+            self.registration.kubelet_port = serve_logs(self.pods_dir, node_dir(self.state_dir))
+        except (OSError, subprocess.CalledProcessError) as exc:  # kubectl logs is a convenience
+            log.warning("no kubelet log server: %s", exc)
         self.registration.register()
         log.info("node %s registered", self.node_name)
         for target in (self.heartbeat_loop, self.watch_loop):

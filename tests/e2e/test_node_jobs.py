@@ -87,3 +87,24 @@ def test_a_failing_init_container_fails_a_never_restarting_pod(kube_client: clie
                      what="phase Failed")
     assert pod.status.init_container_statuses[0].state.terminated.exit_code == 2
     assert pod.status.container_statuses[0].state.waiting.reason == "PodInitializing", "main never ran"
+
+
+def test_container_output_goes_to_the_pods_log_files_and_kubectl_logs(
+    kube_client: client.ApiClient, namespace: str
+) -> None:
+    from nodepods import PODS_DIR
+
+    core = client.CoreV1Api(kube_client)
+    code = "import sys; print('to stdout', flush=True); print('to stderr', file=sys.stderr); sys.exit(1)"
+    body = pod_body("talker", [{"name": "talk", "image": IMAGE, "command": ["python3", "-c", code]}],
+                    restartPolicy="OnFailure")
+    core.create_namespaced_pod(namespace, body)
+    wait_until(lambda: (s := read_pod(core, namespace, "talker").status.container_statuses) and
+               s[0].state.waiting and s[0].state.waiting.reason == "CrashLoopBackOff", timeout=20,
+               what="the second run ended too (back-off)")
+    uid = read_pod(core, namespace, "talker").metadata.uid
+    logs = PODS_DIR / f"{namespace}_talker_{uid}" / "logs" / "talk"
+    assert (logs / "0.log").read_text() == "to stdout\nto stderr\n"
+    assert (logs / "1.log").exists(), "each run has its own file"
+    assert core.read_namespaced_pod_log("talker", namespace, previous=True) == "to stdout\nto stderr\n"
+    assert core.read_namespaced_pod_log("talker", namespace, tail_lines=1) == "to stderr\n"

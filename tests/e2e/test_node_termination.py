@@ -89,10 +89,20 @@ def test_no_process_is_left_once_the_namespace_is_gone(kube_client: client.ApiCl
     wait_until(lambda: all(is_ready(read_pod(core, namespace, n)) for n in ("plain", "escaping")), timeout=30,
                what="both pods ready")
     assert len(pod_processes(namespace)) >= 3, "two servers and the escaped sleep carry the marker"
+    core.delete_namespaced_pod("escaping", namespace, grace_period_seconds=0)  # forced: the object goes first
+    wait_until(lambda: not [p for p in pod_processes(namespace) if _in_pod(p, "escaping")], timeout=10,
+               what="the force-deleted pod's processes killed (2s after SIGTERM at most)")
     core.delete_namespace(namespace)
     wait_until(lambda: not any(n.metadata.name == namespace for n in core.list_namespace().items), timeout=60,
                what="namespace gone")
     assert pod_processes(namespace) == [], "a pod process outlived its namespace"
+
+
+def _in_pod(pid: int, name: str) -> bool:
+    try:
+        return f"_{name}_".encode() in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
 
 
 def test_a_restart_of_the_node_restarts_pods_whose_processes_are_gone(

@@ -13,7 +13,7 @@ from kubelet import processes
 from kubelet.containers import Launch
 from kubelet.envvars import ConfigError, container_environment, service_variables, services_for_pod
 from kubelet.expansion import expand, mapping_for
-from kubelet.images import command_line, image_config
+from kubelet.images import command_line, image_config, is_local
 from kubelet.mountpoints import MountPoints
 from kubelet.nodeapi import NodeAPI
 
@@ -23,6 +23,10 @@ HOST_IP = "127.0.0.1"
 
 class CreateError(Exception):
     """The runtime cannot create the container (kubelet: CreateContainerError), e.g. no command."""
+
+
+class ImageError(Exception):
+    """The image is not one the node can run (kubelet: ErrImageNeverPull): not a ``local/`` image."""
 
 
 def hostname(pod: Obj) -> str:
@@ -63,6 +67,9 @@ class LaunchBuilder:
     def build(self, pod: Obj, container: Obj, ip: str, volumes: dict[str, Obj], pod_dir: Path,
               restart: int, held: list[str]) -> Launch:
         """A Launch for one run; mount points it created on the host are appended to ``held``."""
+        if not is_local(container.get("image", "")):
+            raise ImageError(f'Container image "{container.get("image", "")}" is not present on the local node: '
+                             "next to local/ images, only local/ images run")
         view = with_addresses(pod, ip)
         declared = self.environment(view, container)
         image = image_config(container.get("image", ""), self.images_dir)

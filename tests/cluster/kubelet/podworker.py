@@ -21,7 +21,7 @@ from kubelet import processes
 from kubelet.backoff import CrashBackoff
 from kubelet.containers import ContainerRun
 from kubelet.envvars import ConfigError
-from kubelet.launchspec import HOST_IP, CreateError, LaunchBuilder
+from kubelet.launchspec import HOST_IP, CreateError, ImageError, LaunchBuilder
 from kubelet.mountpoints import MountPoints
 from kubelet.nodeapi import NodeAPI
 from kubelet.podstatus import ContainerRecord, condition_entries, conditions, exit_code, iso, phase, status_patch
@@ -182,9 +182,9 @@ class PodWorker(threading.Thread):
         try:
             launch = self.ctx.builder.build(self.pod, spec, self.ip, self.volumes or {}, self.pod_dir,
                                             record.restart_count + restart, self.held)
-        except (ConfigError, CreateError, ApiException, OSError) as exc:
-            reason = "CreateContainerConfigError" if isinstance(exc, ConfigError | ApiException) else \
-                "CreateContainerError"
+        except (ConfigError, CreateError, ImageError, ApiException, OSError) as exc:
+            reason = ("CreateContainerConfigError" if isinstance(exc, ConfigError | ApiException) else
+                      "ErrImageNeverPull" if isinstance(exc, ImageError) else "CreateContainerError")
             record.waiting(reason, str(exc))
             self.next_start[record.name] = time.time() + RETRY_SECONDS
             return
