@@ -100,6 +100,7 @@ class SimulatedNode:
                         self.ips.claim(ip, pod["metadata"]["uid"])
                 for pod in listing["items"]:
                     self.events.put(("SYNC", pod))
+                self.remove_orphaned_dirs({pod["metadata"]["uid"] for pod in listing["items"]})
                 version = listing["metadata"]["resourceVersion"]
                 while not self.stop.is_set():
                     stream = watch.Watch().stream(
@@ -119,6 +120,13 @@ class SimulatedNode:
                 if not self.stop.is_set():
                     log.warning("pod watch restarting: %s", exc)
                     time.sleep(0.5)
+
+    def remove_orphaned_dirs(self, uids: set[str]) -> None:
+        """Directories of pods that no longer exist (e.g. left by a node that was killed) go."""
+        for directory in self.pods_dir.iterdir():
+            if directory.name.rsplit("_", 1)[-1] not in uids and directory.name.rsplit("_", 1)[-1] \
+                    not in self.workers:
+                shutil.rmtree(directory, ignore_errors=True)
 
     # ---- worker ------------------------------------------------------------------------------
     def run_worker(self) -> None:
