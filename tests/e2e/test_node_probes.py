@@ -149,3 +149,25 @@ def test_a_crashing_container_reports_its_exit_and_backs_off(kube_client: client
     assert status.last_state.terminated.finished_at >= status.last_state.terminated.started_at
     time.sleep(2)
     assert read_pod(core, namespace, "crash").status.container_statuses[0].restart_count == 1, "still backing off"
+
+
+def test_a_multi_container_pod_is_ready_only_when_every_container_is(
+    kube_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube_client)
+    second = web_container("side", env={"PORT": "8081"})
+    second["ports"] = [{"name": "http", "containerPort": 8081}]
+    core.create_namespaced_pod(namespace, pod_body("duo", [web_container("main"), second]))
+    pod = wait_until(lambda: is_ready(p := read_pod(core, namespace, "duo")) and p, timeout=30, what="ready")
+    assert {s.name: s.ready for s in pod.status.container_statuses} == {"main": True, "side": True}
+    get(pod.status.pod_ip, "/fail", port=8081)
+
+    def side_unready() -> client.V1Pod | None:
+        p = read_pod(core, namespace, "duo")
+        return p if not is_ready(p) else None
+
+    pod = wait_until(side_unready, timeout=10, what="the pod unready with one container failing")
+    assert {s.name: s.ready for s in pod.status.container_statuses} == {"main": True, "side": False}
+    ready = next(c for c in pod.status.conditions if c.type == "ContainersReady")
+    assert ready.message == "containers with unready status: [side]"
+    assert get(pod.status.pod_ip, "/healthz")[0] == 200, "both containers share the pod IP"
