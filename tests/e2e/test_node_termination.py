@@ -128,3 +128,30 @@ def test_a_restart_of_the_node_restarts_pods_whose_processes_are_gone(
     assert status.container_id != pod.status.container_statuses[0].container_id
     assert read_pod(core, namespace, "web").status.pod_ip == pod.status.pod_ip, "the pod keeps its IP"
     assert get(pod.status.pod_ip, "/healthz")[0] == 200
+
+
+def test_post_start_hooks_run_and_a_failing_one_kills_the_container(
+    kube_client: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    core = client.CoreV1Api(kube_client)
+    sleeper = ["python3", "-c", "import time; time.sleep(3600)"]
+    note = ["python3", "-c", "open('/record/events', 'a').write('0 postStart\\n')"]
+
+    def pod(name: str, hook: list[str]) -> dict:  # type: ignore[type-arg]
+        container = {"name": "app", "image": "local/python:3", "command": sleeper,
+                     "lifecycle": {"postStart": {"exec": {"command": hook}}},
+                     "volumeMounts": [{"name": "record", "mountPath": "/record"}]}
+        return pod_body(name, [container], restartPolicy="Never", terminationGracePeriodSeconds=2,
+                        volumes=[{"name": "record", "hostPath": {"path": str(tmp_path)}}])
+
+    core.create_namespaced_pod(namespace, pod("hooked", note))
+    core.create_namespaced_pod(namespace, pod("broken", ["python3", "-c", "raise SystemExit(4)"]))
+    wait_until(lambda: (tmp_path / "events").exists(), timeout=20, what="the postStart hook's note")
+    assert _events(tmp_path) == ["postStart"]
+    wait_until(lambda: (s := read_pod(core, namespace, "hooked").status.container_statuses) and s[0].state.running,
+               timeout=10, what="the hooked container running")
+    failed = wait_until(lambda: (p := read_pod(core, namespace, "broken")).status.phase == "Failed" and p,
+                        timeout=20, what="the pod with the failing hook Failed")
+    terminated = failed.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 143, "killed by SIGTERM: 128 + 15"
+    assert terminated.message.startswith("PostStartHookError: ")

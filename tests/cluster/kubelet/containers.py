@@ -47,6 +47,7 @@ class ContainerRun:
     exited: threading.Event = field(default_factory=threading.Event)
     probes: list[ProbeWorker] = field(default_factory=list)
     stopping: bool = False
+    failure: str = ""  # why the node killed it (a failed postStart hook), for the terminated message
 
     @property
     def name(self) -> str:

@@ -51,8 +51,9 @@ class ContainerRecord:
     def terminated(self, code: int, started_at: float, finished_at: float, message: str = "") -> Obj:
         """Record an exit; returns the ``terminated`` entry."""
         entry: Obj = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                      "startedAt": iso(started_at), "finishedAt": iso(finished_at),
-                      "containerID": self.container_id}
+                      "startedAt": iso(started_at), "finishedAt": iso(finished_at)}
+        if self.container_id:
+            entry["containerID"] = self.container_id
         if message:
             entry["message"] = message
         self.state = {"terminated": entry}

@@ -25,6 +25,7 @@ from kubelet.launchspec import HOST_IP, CreateError, ImageError, LaunchBuilder
 from kubelet.mountpoints import MountPoints
 from kubelet.nodeapi import NodeAPI
 from kubelet.podstatus import ContainerRecord, condition_entries, conditions, exit_code, iso, phase, status_patch
+from kubelet.probes import run_handler
 from kubelet.volumes import VolumeError, set_up
 
 log = logging.getLogger("simnode.pod")
@@ -207,6 +208,14 @@ class PodWorker(threading.Thread):
         record.running(run.started_at, f"local://{run.pid}")
         record.started = run.started
         record.ready = run.started and "readinessProbe" not in spec
+        hook = (spec.get("lifecycle") or {}).get("postStart")
+        if hook:  # like kubelet: right after the start, blocking this pod's sync; a failure kills the container
+            grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+            ok, message = run_handler(hook, self.ip, spec, grace, run.run_exec)
+            if not ok:
+                log.info("%s: postStart hook of %s failed, killing it: %s", self.name, run.name, message)
+                run.failure = f"PostStartHookError: {message}"
+                threading.Thread(target=run.stop, args=(grace, False), daemon=True).start()
 
     # ---- events from containers -----------------------------------------------------------------
     def exited(self, run: ContainerRun, returncode: int) -> None:
@@ -215,7 +224,7 @@ class PodWorker(threading.Thread):
         del self.runs[run.name]
         record = self.records[run.name]
         code = exit_code(returncode)
-        record.terminated(code, run.started_at, run.finished_at)
+        record.terminated(code, run.started_at, run.finished_at, run.failure)
         if not self.terminating:
             self.after_exit(record, code, run.finished_at)
 
