@@ -238,7 +238,7 @@ class SimulatedNode:
         if killed:
             log.info("killed %d leftover pod processes", killed)
         try:
-            self.registration.kubelet_port = serve_logs(self.pods_dir, node_dir(self.state_dir))
+            self.registration.kubelet_port = serve_logs(self.pods_dir, node_dir(self.state_dir), self.runs)
         except (OSError, subprocess.CalledProcessError) as exc:  # kubectl logs is a convenience
             log.warning("no kubelet log server: %s", exc)
         self.registration.register()
@@ -249,6 +249,11 @@ class SimulatedNode:
             self.run_worker()
         finally:
             self.shutdown()
+
+    def runs(self, uid: str, container: str) -> bool:
+        """Whether a container of a process-backed pod runs now (``kubectl logs -f`` ends when not)."""
+        worker = self.workers.get(uid)
+        return worker is not None and worker.is_alive() and container in worker.runs
 
     def shutdown(self) -> None:
         """Kill every pod process now; nothing may outlive the node."""

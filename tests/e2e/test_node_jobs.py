@@ -108,3 +108,5 @@ def test_container_output_goes_to_the_pods_log_files_and_kubectl_logs(
     assert (logs / "1.log").exists(), "each run has its own file"
     assert core.read_namespaced_pod_log("talker", namespace, previous=True) == "to stdout\nto stderr\n"
     assert core.read_namespaced_pod_log("talker", namespace, tail_lines=1) == "to stderr\n"
+    followed = core.read_namespaced_pod_log("talker", namespace, follow=True, _request_timeout=10)
+    assert followed == "to stdout\nto stderr\n", "follow ends when the container is not running"

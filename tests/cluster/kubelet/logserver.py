@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -34,6 +35,7 @@ def log_files(pods_dir: Path, namespace: str, pod: str, container: str) -> list[
 
 class Handler(http.server.BaseHTTPRequestHandler):
     pods_dir: Path
+    running: Callable[[str, str], bool]  # (pod uid, container) -> whether that container runs now
 
     def do_GET(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -63,8 +65,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._follow(path, path.stat().st_size)
 
     def _follow(self, path: Path, offset: int) -> None:
-        """Stream what is appended until the run's file is superseded or removed."""
+        """Stream what is appended until the container's run ends (or its file is superseded or removed)."""
+        uid = path.parents[2].name.rsplit("_", 1)[-1]
         while True:
+            ended = not self.running(uid, path.parent.name)
             try:
                 with open(path, "rb") as log:
                     log.seek(offset)
@@ -75,7 +79,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 offset += len(chunk)
                 self.wfile.write(chunk)
                 self.wfile.flush()
-            elif path.parent.is_dir() and max(int(f.stem) for f in path.parent.glob("*.log")) > int(path.stem):
+            elif ended or (path.parent.is_dir() and
+                           max(int(f.stem) for f in path.parent.glob("*.log")) > int(path.stem)):
                 return
             time.sleep(0.2)
 
@@ -83,10 +88,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def serve(pods_dir: Path, cert_dir: Path) -> int:
+def serve(pods_dir: Path, cert_dir: Path, running: Callable[[str, str], bool]) -> int:
     """Start the server in a thread; returns its port on 127.0.0.1."""
     cert, key = ensure_certificate(cert_dir)
-    handler = type("LogHandler", (Handler,), {"pods_dir": pods_dir})
+    handler = type("LogHandler", (Handler,), {"pods_dir": pods_dir, "running": staticmethod(running)})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
