@@ -195,6 +195,7 @@ class ScaleBench:
         self.operator: subprocess.Popen[bytes] | None = None
         self.hanging: HangingServer | None = None
         self.trackers: list[Tracker] = []
+        self.followers: list[list[str]] = []
         self.audit: AuditLog | None = None
         self.webhook_port = free_port()
         self.results: dict[str, Any] = {}
@@ -257,6 +258,8 @@ class ScaleBench:
     def cleanup(self) -> None:
         for tracker in self.trackers:
             tracker.stop()
+        if self.hanging is not None:  # first: its held connections close, so the operator's fetches end
+            self.hanging.stop()
         if self.operator is not None and self.operator.poll() is None:
             self.operator.terminate()
             try:
@@ -264,23 +267,21 @@ class ScaleBench:
             except subprocess.TimeoutExpired:
                 self.operator.kill()
                 self.operator.wait()
-        if self.hanging is not None:
-            self.hanging.stop()
         if self.audit is not None:
             self.audit.stop()
         say("cleaning up: deleting the namespaces")
         self.delete_namespaces([FLOOR_NS, NS])
 
     # ---- waiting ---------------------------------------------------------------------------------
-    def wait(self, goal: Goal, started: float) -> float:
+    def wait(self, goal: Goal, started: float, timeout: float | None = None) -> float:
         """Seconds from ``started`` until every name of ``goal`` passed (seen on the watches)."""
-        deadline = started + self.args.phase_timeout
+        timeout = timeout or self.args.phase_timeout
+        deadline = started + timeout
         while not goal.reached.wait(10):
             if self.operator is not None and self.operator.poll() is not None:
                 raise PhaseTimeout(f"the operator exited ({self.operator.returncode}); see {self.workdir}/operator.log")
             if time.monotonic() > deadline:
-                raise PhaseTimeout(f"{goal.label}: only {len(goal.done)}/{len(goal.names)} "
-                                   f"after {self.args.phase_timeout:.0f}s")
+                raise PhaseTimeout(f"{goal.label}: only {len(goal.done)}/{len(goal.names)} after {timeout:.0f}s")
             say(f"  {goal.label}: {len(goal.done)}/{len(goal.names)}")
         assert goal.reached_at is not None
         return goal.reached_at - started
@@ -367,23 +368,25 @@ class ScaleBench:
             if response.status != 202:
                 raise PhaseTimeout(f"the push webhook answered {response.status}")
 
+    def serving(self, img: str) -> Callable[[str], bool]:
+        """A release serves ``img``: its Service selects a colour whose Deployment runs it, fully available."""
+        def check(name: str) -> bool:
+            color = self.tracker.selector_color(name)
+            d = self.tracker.deployments.get(f"{name}-{color}") if color else None
+            return complete(d) and image(d) == img
+        return check
+
     def releases(self) -> None:
         n, f, r = self.args.releases, self.args.followers, self.args.repositories
         names = [f"app-{i:04d}" for i in range(n)]
         repo_of = {name: 0 if i < f else 1 + (i - f) % max(r - 1, 1) for i, name in enumerate(names)}
-        tracker = Tracker(self.api, NS, services=True, owner_of=lambda name: name.removesuffix("-blue")
-                          .removesuffix("-green")).start()
-        self.trackers.append(tracker)
-
-        def serving(img: str) -> Callable[[str], bool]:
-            def check(name: str) -> bool:
-                color = tracker.selector_color(name)
-                d = tracker.deployments.get(f"{name}-{color}") if color else None
-                return complete(d) and image(d) == img
-            return check
+        self.followers = [[name for name in names if repo_of[name] == i] for i in range(r)]
+        self.tracker = Tracker(self.api, NS, services=True,
+                               owner_of=lambda name: name.removesuffix("-blue").removesuffix("-green")).start()
+        self.trackers.append(self.tracker)
 
         say(f"== (a): {n} releases and their Services created -> all serving ({r} repositories)")
-        goal = tracker.pursue(Goal("(a) serving", names, serving(OLD)))
+        goal = self.tracker.pursue(Goal("(a) serving", names, self.serving(OLD)))
         started, wall = time.monotonic(), time.time()
         took = in_parallel(self.args.threads, lambda name: self.create_release(name, self.repos[repo_of[name]].url),
                            names, "releases created")
@@ -392,17 +395,20 @@ class ScaleBench:
             f"floor {self.results['floor_a']:.1f}s, ratio {self.results['a'] / self.results['floor_a']:.2f}")
         self.report_requests("(a)", wall, n)
 
-        followers = [name for name in names if repo_of[name] == 0]
-        say(f"== (b): one commit to the repository {len(followers)} releases follow -> all switched")
-        goal = tracker.pursue(Goal("(b) switched", followers, serving(NEW)))
-        started, wall = time.monotonic(), time.time()
-        self.repos[0].commit(NEW)
-        self.push_webhook(self.repos[0].url)
-        self.results["b"] = self.wait(goal, started)
-        say(f"(b): all {len(followers)} switched after {self.results['b']:.1f}s; floor {self.results['floor_b']:.1f}s, "
-            f"ratio {self.results['b'] / self.results['floor_b']:.2f}")
-        self.report_requests("(b)", wall, len(followers))
-        tracker.stop()
+        say(f"== (b): one commit to the repository {len(self.followers[0])} releases follow -> all switched")
+        wall = time.time()
+        self.results["b"] = self.commit_and_switch(0, "(b) switched")
+        say(f"(b): all {len(self.followers[0])} switched after {self.results['b']:.1f}s; floor "
+            f"{self.results['floor_b']:.1f}s, ratio {self.results['b'] / self.results['floor_b']:.2f}")
+        self.report_requests("(b)", wall, len(self.followers[0]))
+
+    def commit_and_switch(self, repo: int, label: str, timeout: float | None = None) -> float:
+        """Commit the new image to ``repo``, announce it by webhook; seconds until all its followers serve it."""
+        goal = self.tracker.pursue(Goal(label, self.followers[repo], self.serving(NEW)))
+        started = time.monotonic()
+        self.repos[repo].commit(NEW)
+        self.push_webhook(self.repos[repo].url)
+        return self.wait(goal, started, timeout)
 
     def report_requests(self, label: str, since: float, releases: int) -> None:
         if self.audit is not None:
@@ -425,7 +431,7 @@ class ScaleBench:
         last, end = ProcessSample(self.operator.pid), time.time()
         window = end - wall
         result: dict[str, Any] = {"cpu": last.cpu_percent_since(first), "rss": last.rss_mib, "rss_max": max(rss),
-                                  "peak": last.peak_mib}
+                                  "peak": max(last.peak_mib, *rss)}
         if self.audit is not None:
             counts = self.audit.between(wall, end)
             idle_reads = sum(c for (v, _), c in self.audit.between(wall, end, "app-").items() if v in READS)
@@ -451,6 +457,22 @@ class ScaleBench:
         in_parallel(self.args.threads, lambda name: self.create_release(name, url), names, "created")
         time.sleep(self.args.interval + 5)  # each hanging release has tried its repository (git times out at 30 s)
 
+    def unaffected_by_hang(self) -> None:
+        """With the hanging repository present: a commit to repository 1 -> all its followers switched."""
+        if len(self.followers) < 2 or not self.followers[1]:
+            return
+        count = len(self.followers[1])
+        say(f"== with the hanging repository present: one commit to repository 1 -> its {count} releases switched")
+        try:
+            took = self.commit_and_switch(1, "switched beside the hanging repository", self.args.hang_timeout)
+        except PhaseTimeout as exc:
+            say(f"{exc}: the hanging repository holds them up")
+            self.results["hang_switch"] = f"not all within {self.args.hang_timeout:.0f} s"
+            return
+        self.results["hang_switch"] = f"{took:.1f} s"
+        say(f"all {count} switched after {took:.1f}s (without a hanging repository, (b): "
+            f"{len(self.followers[0])} releases in {self.results['b']:.1f}s)")
+
     def run(self) -> None:
         self.setup()
         self.floor()
@@ -460,6 +482,7 @@ class ScaleBench:
         if self.args.hanging:
             self.with_hanging_repository()
             self.idle("hang", "(c), (d) idle, with a hanging repository", self.args.releases, self.args.hanging)
+            self.unaffected_by_hang()
 
     def summary(self) -> None:
         r, a = self.results, self.args
@@ -475,6 +498,9 @@ class ScaleBench:
                 reads = f"{r[key]['reads']:.2f}" if "reads" in r[key] else "not counted"
                 print(f"  {what:40} reads per idle release per minute {reads} (target 0); RSS "
                       f"{r[key]['rss']:.1f} MiB (< 200); CPU {r[key]['cpu']:.2f} % (< 5)", flush=True)
+        if "hang_switch" in r:
+            print(f"  {'commit -> switched, hanging repo present':40} {r['hang_switch']} "
+                  f"({len(self.followers[1])} releases of repository 1)", flush=True)
         print(f"  the run took {time.monotonic() - STARTED:.0f}s", flush=True)
 
 
@@ -490,6 +516,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=90.0, help="length of each idle window")
     parser.add_argument("--threads", type=int, default=8, help="concurrent creators (floor and operator alike)")
     parser.add_argument("--phase-timeout", type=float, default=1800.0, help="bound on every wait, seconds")
+    parser.add_argument("--hang-timeout", type=float, default=300.0,
+                        help="bound on the switch beside the hanging repository, seconds")
     parser.add_argument("--audit-log", default=str(cluster_dir / "logs" / "audit.log"))
     parser.add_argument("--keep-workdir", action="store_true", help="keep repositories and the operator's log")
     args = parser.parse_args()
