@@ -32,16 +32,13 @@ import hmac
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +46,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from probes import READS, AuditLog, Goal, ProcessSample, Tracker, complete, image
+from workload import HangingServer, Repo, deployment, drained, free_port, in_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
@@ -60,8 +58,6 @@ ROLE = ROOT / "manifests" / "namespaced" / "rbac.yaml"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 OLD, NEW = "shop:v1", "shop:v2"
 SECRET = "scale-bench-webhook-secret"
-GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
 STARTED = time.monotonic()
 
 
@@ -85,94 +81,6 @@ def launch_operator(namespace: str, kubeconfig: Path, workdir: Path, webhook_por
             [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", namespace, "--log-format", "json",
              "--webhook-listen", f"127.0.0.1:{webhook_port}", "--webhook-secret-file", str(secret_file)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def deployment(name: str, labels: dict[str, str], image: str, delay: int) -> dict[str, Any]:
-    """One replica of a simulated web container, Ready ``delay`` seconds after it starts."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": {
-        "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
-            "containers": [{"name": "web", "image": image, "ports": [{"containerPort": 8080}],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
-                                               "initialDelaySeconds": delay}}]}}}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Repo:
-    """A local git repository holding one Deployment manifest; releases follow it by its path."""
-
-    def __init__(self, path: Path, delay: int) -> None:
-        self.path, self.delay = path, delay
-        path.mkdir(parents=True)
-        self.git("init", "-q", "-b", "main")
-        self.commit(OLD)
-
-    @property
-    def url(self) -> str:
-        return str(self.path)
-
-    def git(self, *args: str) -> None:
-        subprocess.run(["git", *args], cwd=self.path, env={**os.environ, **GIT_ENV, "HOME": str(self.path.parent)},
-                       check=True, capture_output=True, timeout=60)
-
-    def commit(self, image: str) -> None:
-        manifest = deployment("shop", {"app": "shop"}, image, self.delay)
-        (self.path / "app.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", f"release {image}")
-
-
-class HangingServer:
-    """A TCP server on loopback that accepts every connection and never answers (a hung git server)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.stopping = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.held.append(self.sock.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:  # closed by stop()
-                return
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for conn in [*self.held, self.sock]:
-            conn.close()
-
-
-def in_parallel(threads: int, task: Callable[[Any], None], items: list[Any], label: str) -> float:
-    """Run ``task`` over ``items`` on ``threads`` threads (a progress line every 10 s); seconds taken."""
-    started = time.monotonic()
-    with ThreadPoolExecutor(threads) as pool:
-        pending = {pool.submit(task, item) for item in items}
-        while pending:
-            done, pending = wait(pending, timeout=10, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    future.result()
-            if pending:
-                say(f"  {label}: {len(items) - len(pending)}/{len(items)}")
-    return time.monotonic() - started
-
-
-def drained(response: Any) -> None:
-    """Read and release a raw (``_preload_content=False``) response so its connection goes back to the pool."""
-    response.read()
-    response.release_conn()
 
 
 def per_minute(counts: Counter[tuple[str, str]], seconds: float, releases: int) -> list[str]:
@@ -230,8 +138,8 @@ class ScaleBench:
             fresh_namespace(self.core, name)
         self.kubeconfig = self.operator_kubeconfig()
         self.audit = AuditLog(Path(self.args.audit_log), f"system:serviceaccount:{NS}:{ACCOUNT}").start()
-        repos = self.workdir / "repos"
-        self.repos = [Repo(repos / f"deploy-{i}", self.args.readiness_delay) for i in range(self.args.repositories)]
+        repos, delay = self.workdir / "repos", self.args.readiness_delay
+        self.repos = [Repo(repos / f"deploy-{i}", OLD, delay) for i in range(self.args.repositories)]
 
     def operator_kubeconfig(self) -> Path:
         """A ServiceAccount in NS bound to the project's namespaced Role, and a kubeconfig with its token."""
@@ -314,7 +222,7 @@ class ScaleBench:
         started = time.monotonic()
         took = in_parallel(threads, lambda name: drained(self.apps.create_namespaced_deployment(
             FLOOR_NS, deployment(name, {"app": name}, OLD, self.args.readiness_delay), _preload_content=False)),
-            names, "floor Deployments created")
+            names, say, "floor Deployments created")
         self.results["floor_a"] = self.wait(goal, started)
         say(f"floor (a): all {n} available after {self.results['floor_a']:.1f}s (creating them took {took:.1f}s)")
 
@@ -323,7 +231,7 @@ class ScaleBench:
         patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": NEW}]}}}}
         started = time.monotonic()
         took = in_parallel(threads, lambda name: drained(self.apps.patch_namespaced_deployment(
-            name, FLOOR_NS, patch, _preload_content=False)), names[:f], "floor Deployments patched")
+            name, FLOOR_NS, patch, _preload_content=False)), names[:f], say, "floor Deployments patched")
         self.results["floor_b"] = self.wait(goal, started)
         say(f"floor (b): all {f} rolled out after {self.results['floor_b']:.1f}s (patching took {took:.1f}s)")
         tracker.stop()
@@ -389,7 +297,7 @@ class ScaleBench:
         goal = self.tracker.pursue(Goal("(a) serving", names, self.serving(OLD)))
         started, wall = time.monotonic(), time.time()
         took = in_parallel(self.args.threads, lambda name: self.create_release(name, self.repos[repo_of[name]].url),
-                           names, "releases created")
+                           names, say, "releases created")
         self.results["a"] = self.wait(goal, started)
         say(f"(a): all {n} serving after {self.results['a']:.1f}s (creating them took {took:.1f}s); "
             f"floor {self.results['floor_a']:.1f}s, ratio {self.results['a'] / self.results['floor_a']:.2f}")
@@ -444,6 +352,9 @@ class ScaleBench:
             print(f"      reads (get, list) naming an idle release: {result['reads']:.2f} per idle release per "
                   "minute (target 0)" + (f"; naming a hanging release: {result['hang_reads']:.2f} per hanging "
                                         "release per minute" if hanging else ""), flush=True)
+            if hanging:
+                print("      (few reads here can also mean the idle releases got no pass: see the commit beside the "
+                      "hanging repository below)", flush=True)
         print(f"    (d) operator RSS {result['rss']:.1f} MiB (max in the window {result['rss_max']:.1f}, peak since "
               f"start {result['peak']:.1f}; target < 200), CPU {result['cpu']:.2f} % of one core (target < 5)",
               flush=True)
@@ -454,7 +365,7 @@ class ScaleBench:
         url = f"http://127.0.0.1:{self.hanging.port}/hang.git"
         names = [f"hang-{i:03d}" for i in range(self.args.hanging)]
         say(f"== {len(names)} more releases on a hanging repository ({url}: accepts, never answers)")
-        in_parallel(self.args.threads, lambda name: self.create_release(name, url), names, "created")
+        in_parallel(self.args.threads, lambda name: self.create_release(name, url), names, say, "created")
         time.sleep(self.args.interval + 5)  # each hanging release has tried its repository (git times out at 30 s)
 
     def unaffected_by_hang(self) -> None:
