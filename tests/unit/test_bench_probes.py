@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from probes import AuditLog, complete  # noqa: E402
+from probes import AuditLog, complete
 
 OPERATOR = "system:serviceaccount:apps:bluegreen-operator"
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
