@@ -402,15 +402,15 @@ class ScaleBench:
         for key, floor, what in (("a", "floor_a", "(a) created -> all serving"),
                                  ("b", "floor_b", "(b) commit -> all followers switched")):
             if key in r:
-                print(f"  {what:40} {r[key]:8.1f} s   floor {r[floor]:8.1f} s   ratio {r[key] / r[floor]:5.2f} "
+                print(f"  {what:44} {r[key]:8.1f} s   floor {r[floor]:8.1f} s   ratio {r[key] / r[floor]:5.2f} "
                       "(target <= 1.1)", flush=True)
         for key, what in (("idle", "idle"), ("hang", "idle + hanging repository")):
             if key in r:
                 reads = f"{r[key]['reads']:.2f}" if "reads" in r[key] else "not counted"
-                print(f"  {what:40} reads per idle release per minute {reads} (target 0); RSS "
+                print(f"  {what:44} reads per idle release per minute {reads} (target 0); RSS "
                       f"{r[key]['rss']:.1f} MiB (< 200); CPU {r[key]['cpu']:.2f} % (< 5)", flush=True)
         if "hang_switch" in r:
-            print(f"  {'commit -> switched, hanging repo present':40} {r['hang_switch']} "
+            print(f"  {'beside the hanging repo: commit -> switched':44} {r['hang_switch']} "
                   f"({len(self.followers[1])} releases of repository 1)", flush=True)
         print(f"  the run took {time.monotonic() - STARTED:.0f}s", flush=True)
 
