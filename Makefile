@@ -16,7 +16,13 @@ bench: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/release_latency.py && $(PY) benchmarks/git_source.py && $(PY) benchmarks/node_pods.py
 
-.PHONY: demo bench test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+## bench-scale: 1,000 releases beside their floors, API requests per idle release, RSS and CPU (benchmarks/scale.py).
+## Smaller: make bench-scale SCALE_ARGS="--releases 200 --followers 100"
+bench-scale: $(STAMP)
+	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/scale.py $(SCALE_ARGS)
+
+.PHONY: demo bench bench-scale test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -16,6 +16,17 @@ with ``BLUEGREEN_APISERVER_PORT`` (16443), ``BLUEGREEN_ETCD_PORT`` (23790) and `
 (23800). Each ``up`` after a ``down`` starts from an empty etcd; certificates and tokens are kept, so a
 kubeconfig stays valid (``pki.py``).
 
+kube-apiserver writes an audit log, ``logs/audit.log`` in the state dir (JSON lines, rotated at 64 MB,
+4 old files kept as ``audit-<time>.log``; the file appears with the first recorded request), with the
+policy in ``audit-policy.yaml`` next to this file: only requests by ServiceAccounts outside kube-system, at
+Metadata level (user, verb, resource, namespace, name, response code; no bodies), without the
+RequestReceived stage. The controllers and the simulated node are not recorded. The operator runs under
+such a ServiceAccount in the e2e tests and the benchmarks, so its API requests can be counted exactly, by
+verb and resource: one ``ResponseComplete`` line per request (a watch is written only when it ends, with a
+``ResponseStarted`` line beside it), e.g. ``jq -r 'select(.stage == "ResponseComplete") | [.verb,
+.objectRef.resource] | @tsv' logs/audit.log | sort | uniq -c``. ``benchmarks/scale.py`` counts them per
+idle release.
+
 Usage: ``python tests/cluster/controlplane.py up|down|status``
 """
 
@@ -141,6 +152,11 @@ def components() -> list[Component]:
                 "--enable-admission-plugins=NodeRestriction",
                 "--kubelet-preferred-address-types=InternalIP",  # kubectl logs: the node's log server
                 "--profiling=false",
+                f"--audit-policy-file={HERE / 'audit-policy.yaml'}",
+                f"--audit-log-path={LOGS / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=64",
+                "--audit-log-maxbackup=4",
                 "--v=1",
             ],
         ),
