@@ -68,7 +68,8 @@ class _Store(Generic[R]):
             return False
         gone = self._gone.get(key)
         if gone is not None:
-            if not older(gone[0], version):  # deleted at or after this version: stale news
+            fresh = gone[1] + self._ttl > self._clock()
+            if fresh and not older(gone[0], version):  # deleted at or after this version: stale news
                 return False
             del self._gone[key]
         if record is None:
