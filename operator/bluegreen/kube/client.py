@@ -1,18 +1,57 @@
-"""Connecting to the API server: the client configuration, and the three API groups the operator uses."""
+"""Connecting to the API server: the client configuration, a timeout on every request, and the three API
+groups the operator uses."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client, config
 
 
-def load_api_client() -> client.ApiClient:
-    """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster service account."""
+@dataclass(frozen=True)
+class RequestTimeouts:
+    """Seconds to connect to the API server and to wait for a response (each read of the socket)."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RequestTimeouts:
+        """``BLUEGREEN_API_CONNECT_TIMEOUT`` / ``BLUEGREEN_API_READ_TIMEOUT`` (seconds), else the defaults."""
+        default = cls()
+        return cls(float(environ.get("BLUEGREEN_API_CONNECT_TIMEOUT") or default.connect),
+                   float(environ.get("BLUEGREEN_API_READ_TIMEOUT") or default.read))
+
+    def pair(self) -> tuple[float, float]:
+        return self.connect, self.read
+
+
+class TimedApiClient(client.ApiClient):
+    """An ``ApiClient`` whose every request carries a ``(connect, read)`` timeout unless the call names its
+    own: a half-open connection to the API server fails the call instead of blocking a worker forever."""
+
+    def __init__(self, configuration: client.Configuration, timeouts: RequestTimeouts) -> None:
+        super().__init__(configuration)
+        self.timeouts = timeouts
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None, post_params: Any = None,
+                 _request_timeout: Any = None) -> Any:
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=_request_timeout or self.timeouts.pair())
+
+
+def load_api_client(timeouts: RequestTimeouts | None = None) -> client.ApiClient:
+    """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster service account, with request
+    timeouts (``RequestTimeouts.from_env()`` unless given)."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return client.ApiClient(configuration)
+    return TimedApiClient(configuration, timeouts or RequestTimeouts.from_env())
 
 
 def current_namespace() -> str | None:

@@ -1,44 +1,29 @@
-"""What the planner and the CLI read from the cluster: the colour Deployments, Services, Secrets, releases."""
+"""What the planner and the CLI read: the colour Deployments and Services from the view (no API request),
+Secrets and releases with a GET."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
-from bluegreen.core.errors import ClusterError
 from bluegreen.core.planner import ColorState, ServiceState
-from bluegreen.core.spec import (
-    ANNOTATION_ABANDONED_COMMIT,
-    ANNOTATION_COMMIT,
-    ANNOTATION_ROLLOUT_STARTED_AT,
-    ANNOTATION_TEMPLATE_HASH,
-    GROUP,
-    LABEL_COLOR,
-    LABEL_RELEASE,
-    PLURAL,
-    VERSION,
-    Color,
-    ReleaseRef,
-    deployment_name,
-)
-from bluegreen.core.timestamps import parse_time
+from bluegreen.core.spec import GROUP, PLURAL, VERSION, Color, ReleaseRef, deployment_name
 from bluegreen.kube.client import Apis
-
-
-def _color(value: object) -> Color | None:
-    try:
-        return Color(str(value)) if value is not None else None
-    except ValueError:
-        return None
+from bluegreen.kube.states import deployment_conflict
+from bluegreen.kube.view import ClusterView
 
 
 class KubeReads(Apis):
-    """GETs, one object at a time (404 reads as absent)."""
+    """The planner's reads come from ``view``; the rest are GETs, one object at a time (404 reads as absent)."""
 
-    def _read(self, read: Any, *args: str) -> dict[str, Any] | None:
+    view: ClusterView
+
+    def get_json(self, read: Any, *args: str) -> dict[str, Any] | None:
+        """The object one ``read_namespaced_*`` call returns, as JSON; None when it does not exist."""
         try:
             response = read(*args, _preload_content=False)
         except ApiException as exc:
@@ -49,45 +34,28 @@ class KubeReads(Apis):
         return result
 
     def color_state(self, release: ReleaseRef, color: Color) -> ColorState:
-        """One colour's Deployment; a same-named Deployment that is not ours is refused."""
+        """One colour's Deployment as the view has it; one labelled for another release is refused.
+
+        A same-named Deployment without the release label is not in the view (the watch selects the label):
+        ``apply_deployment`` finds it before it would create the colour, and refuses it there."""
         name = deployment_name(release.name, color)
-        body = self._read(self.apps.read_namespaced_deployment, name, release.namespace)
-        if body is None:
+        record = self.view.deployment(release.namespace, name)
+        if record is None:
             return ColorState(color=color)
-        meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status", {})
-        if (meta.get("labels") or {}).get(LABEL_RELEASE) != release.name:
-            raise ClusterError("DeploymentConflict",
-                               f"Deployment {name!r} exists but does not belong to release {release.name!r} "
-                               f"(no {LABEL_RELEASE}={release.name} label); rename or delete it")
-        annotations = meta.get("annotations") or {}
-        return ColorState(
-            color=color, exists=True,
-            template_hash=annotations.get(ANNOTATION_TEMPLATE_HASH),
-            commit=annotations.get(ANNOTATION_COMMIT),
-            replicas=int(spec.get("replicas", 1)),
-            generation=int(meta.get("generation", 0)),
-            observed_generation=int(status.get("observedGeneration", 0)),
-            status_replicas=int(status.get("replicas", 0)),
-            updated_replicas=int(status.get("updatedReplicas", 0)),
-            ready_replicas=int(status.get("readyReplicas", 0)),
-            available_replicas=int(status.get("availableReplicas", 0)),
-            rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-            abandoned_commit=annotations.get(ANNOTATION_ABANDONED_COMMIT),
-        )
+        if record.release != release.name:
+            raise deployment_conflict(name, release.name)
+        return record.state if record.state.color is color else dataclasses.replace(record.state, color=color)
+
+    def service_state(self, namespace: str, name: str) -> ServiceState:
+        record = self.view.service(namespace, name)
+        return record.state if record is not None else ServiceState(name=name)
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's data, decoded; None if it does not exist. Values are never logged."""
-        body = self._read(self.core.read_namespaced_secret, name, namespace)
+        body = self.get_json(self.core.read_namespaced_secret, name, namespace)
         if body is None:
             return None
         return {key: base64.b64decode(value) for key, value in (body.get("data") or {}).items()}
-
-    def service_state(self, namespace: str, name: str) -> ServiceState:
-        body = self._read(self.core.read_namespaced_service, name, namespace)
-        if body is None:
-            return ServiceState(name=name)
-        selector = (body.get("spec") or {}).get("selector") or {}
-        return ServiceState(name=name, exists=True, color=_color(selector.get(LABEL_COLOR)))
 
     def get_release(self, namespace: str, name: str) -> dict[str, Any]:
         result = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)

@@ -1,9 +1,12 @@
-"""kopf wiring: the only module that imports kopf. Thin: watch events feed the controller's queue.
+"""kopf wiring: the only module that imports kopf. Thin: watch events feed the view and the controller's queue.
 
 - BlueGreenRelease events keep the controller's copy of each release current (and queue it when its spec or
   its ``bluegreen.dev/reconcile-at`` annotation changed);
-- events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
-  they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second;
+- the Deployments labelled ``bluegreen.dev/release`` (selected on the server) and the Services feed the
+  in-memory view (``bluegreen.kube.view``) that passes plan from, and queue the releases they belong to, so a
+  cut-over follows the last pod becoming ready within a fraction of a second. The view is fed by
+  ``@kopf.index`` handlers: kopf holds back the processing of every event (release events, which start the
+  passes, included) until each indexed resource is fully listed, so no pass plans from a half-listed view;
 - with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
   startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
@@ -24,10 +27,10 @@ import kopf
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
-from bluegreen.kube.client import load_api_client
-from bluegreen.kube.cluster import KubeCluster
+from bluegreen.kube.client import RequestTimeouts, load_api_client
+from bluegreen.kube.cluster import ClusterView, KubeCluster
 from bluegreen.logs import get_logger
-from bluegreen.runtime.controller import Controller
+from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -49,24 +52,33 @@ def run_operator(namespaces: list[str], *, liveness: str | None, webhook: Webhoo
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Tune kopf (no own Events, watch streams that cannot die silently) and start the workers."""
+    """Tune kopf (no own Events, watch streams that cannot die silently, request timeouts) and start the
+    workers."""
+    timeouts = RequestTimeouts.from_env()
     settings.posting.enabled = False
     # Least privilege: no right to list CRDs or namespaces, so no dynamic scanning (install the CRD first).
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
+    settings.watching.connect_timeout = timeouts.connect
     if hasattr(settings.watching, "inactivity_timeout"):
         settings.watching.inactivity_timeout = 600
-    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = timeouts.connect
+    settings.networking.request_timeout = 60  # a whole listing (chunked), not one read
+    # Only our Deployments are streamed: the API server filters by label (a foreign same-named Deployment is
+    # found by the write path instead, see KubeWrites.apply_deployment).
+    settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    cluster = KubeCluster(load_api_client())
+    view = memo.view = ClusterView()
+    cluster = KubeCluster(load_api_client(timeouts), view)
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
     reconciler = Reconciler(cluster, source, CommitVerifier())
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
-                            workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
+                            workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
+                            timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
+    cluster.on_release = controller.written_from_thread
     controller.start()
     memo.controller = controller
     config: WebhookConfig | None = getattr(memo, "webhook_config", None)
@@ -117,13 +129,34 @@ async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -
         controller.upsert(copy.deepcopy(dict(body)))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={LABEL_RELEASE: kopf.PRESENT})
-async def deployment_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    meta = body.get("metadata", {})
-    memo.controller.enqueue((meta.get("namespace"), meta.get("labels", {}).get(LABEL_RELEASE)))
+# The view is fed by index handlers (they return nothing, so kopf's own index stays empty): they run before
+# kopf's "everything listed" barrier, the on.event handlers after it. Deletions reach only on.event handlers.
+@kopf.index("apps", "v1", "deployments")
+async def deployment_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.observe_deployment(body)
+
+
+@kopf.index("", "v1", "services")
+async def service_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.observe_service(body)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Queue the release of a Deployment (no client-side label filter: a Deployment that lost the label
+    arrives as DELETED without it, and its release is the one the view had)."""
+    view: ClusterView = memo.view
+    release = body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
+    if type == "DELETED":
+        gone = view.deployment_gone(body)
+        release = gone.release if gone is not None else release
+    if release:
+        memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
 
 
 @kopf.on.event("", "v1", "services")
-async def service_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def service_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     meta = body.get("metadata", {})
+    if type == "DELETED":
+        memo.view.service_gone(body)
     memo.controller.service_changed(meta.get("namespace"), meta.get("name"))

@@ -41,6 +41,9 @@ from bluegreen.runtime.memory import Memory
 from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
+BLOCKED_RETRY_SECONDS = 30.0
+"""A release blocked by the cluster (a foreign Deployment in the way) looks again this often: removing the
+obstacle need not produce an event the operator watches."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Reconciler:
             except ClusterError as exc:
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
                                      run.log)
-                return None
+                return BLOCKED_RETRY_SECONDS
             self._announce(run, step, now)
             self.summarize_status(run, step, observed, now)
             if not step.writes:
