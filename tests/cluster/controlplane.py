@@ -301,8 +301,9 @@ def check_service_cidr() -> None:
         raise SystemExit(f"cluster: BLUEGREEN_SERVICE_CIDR={SERVICE_CIDR} must be a /12 or smaller in 127.0.0.0/8")
 
 
-def publish_apiserver_endpoint() -> None:
-    """Give the ``kubernetes`` Service an EndpointSlice pointing at this API server (127.0.0.1).
+def publish_apiserver_endpoint() -> bool:
+    """Give the ``kubernetes`` Service an EndpointSlice pointing at this API server (127.0.0.1); False while
+    the ``default`` namespace does not exist yet (the API server creates it just after it turns ready).
 
     The API server maintains that Service's Endpoints itself, but Endpoints validation rejects loopback
     addresses, so it never gets one here; EndpointSlices accept them, and the service proxy follows those.
@@ -325,8 +326,11 @@ def publish_apiserver_endpoint() -> None:
     status, text = api_request(
         "/apis/discovery.k8s.io/v1beta1/namespaces/default/endpointslices", method="POST", body=body
     )
+    if status == 404:
+        return False
     if status not in (201, 409):
         raise SystemExit(f"cluster: cannot create the kubernetes EndpointSlice: {status} {text[:300]!r}")
+    return True
 
 
 def proxy_serving() -> bool:
@@ -355,7 +359,7 @@ def up() -> None:
     say(f"starting kube-apiserver {K8S_VERSION} on {SERVER}")
     start(by_name["kube-apiserver"])
     wait_for("kube-apiserver /readyz", lambda: api_get("/readyz")[0] == 200, deadline)
-    publish_apiserver_endpoint()
+    wait_for("the default namespace (for the kubernetes EndpointSlice)", publish_apiserver_endpoint, deadline)
     say(f"starting kube-controller-manager, the service proxy (ClusterIPs in {SERVICE_CIDR}) and the simulated node")
     start(by_name["kube-controller-manager"])
     start(by_name["serviceproxy"])
