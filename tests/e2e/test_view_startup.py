@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 import pytest
 from kubernetes import client
+from kubernetes.config import kube_config
 
 import bluegreen.runtime.handlers as handlers
 from bluegreen.kube.view import ClusterView
@@ -23,8 +24,10 @@ SERVICES = 120
 
 
 def test_the_first_release_reaches_the_controller_after_the_view_is_fully_listed(
-        kube_client: client.ApiClient, crd: None, namespace: str, repo: GitRepo, tmp_path: Path,
+        kubeconfig: str, kube_client: client.ApiClient, crd: None, namespace: str, repo: GitRepo, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    # kopf's login and the kubernetes client read the default kubeconfig location fixed at import time.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", kubeconfig)
     apps, core = client.AppsV1Api(kube_client), client.CoreV1Api(kube_client)
     for i in range(DEPLOYMENTS):  # labelled for releases that do not exist; 0 replicas: no pods to run
         labels = {"bluegreen.dev/release": f"other-{i}", "bluegreen.dev/color": "blue", "app": f"other-{i}"}

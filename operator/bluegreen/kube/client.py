@@ -45,12 +45,14 @@ class TimedApiClient(client.ApiClient):
 
 def load_api_client(timeouts: RequestTimeouts | None = None) -> client.ApiClient:
     """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster service account, with request
-    timeouts (``RequestTimeouts.from_env()`` unless given)."""
+    timeouts (``RequestTimeouts.from_env()`` unless given). $KUBECONFIG is read now, not when the kubernetes
+    package was imported (its default location is fixed at import)."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,  # type: ignore[no-untyped-call]
+                                client_configuration=configuration)
     return TimedApiClient(configuration, timeouts or RequestTimeouts.from_env())
 
 
