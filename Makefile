@@ -11,10 +11,10 @@ demo: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) demo/demo.py
 
-## bench: release latency and git-source scale on the local control plane (benchmarks/).
+## bench: release latency, git-source scale and node pod start rate on the local control plane (benchmarks/).
 bench: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
-	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/release_latency.py && $(PY) benchmarks/git_source.py
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/release_latency.py && $(PY) benchmarks/git_source.py && $(PY) benchmarks/node_pods.py
 
 .PHONY: demo bench test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
 

@@ -5,7 +5,9 @@
 set -euo pipefail
 
 K8S_VERSION=v1.20.2
-CACHE=${BLUEGREEN_CACHE:-$HOME/.cache/bluegreen}/k8s-$K8S_VERSION
+# The build id names the cache: bump its suffix whenever the patches below change (controlplane.py: K8S_BUILD).
+K8S_BUILD=$K8S_VERSION-loopback1
+CACHE=${BLUEGREEN_CACHE:-$HOME/.cache/bluegreen}/k8s-$K8S_BUILD
 BIN=$CACHE/bin
 
 if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
@@ -39,6 +41,15 @@ echo "cluster: replacing vendored reflect2 with Debian's 1.0.2"
 rm -rf "$reflect2"
 mkdir -p "$reflect2"
 cp -r /usr/share/gocode/src/github.com/modern-go/reflect2/. "$reflect2/"
+
+# The local node gives pods loopback IPs (127.244.0.0/16) so that many can listen on one port; upstream
+# validation refuses loopback addresses in Endpoints and EndpointSlices (ValidateNonSpecialIP), so the
+# endpoints controller could never list a pod. Allow loopback there, and nothing else.
+validation=$k8s/pkg/apis/core/validation/validation.go
+[ "$(grep -c 'if ip.IsLoopback() {' "$validation")" = 1 ] || { echo "cluster: loopback patch does not apply" >&2; exit 1; }
+sed -i 's|if ip.IsLoopback() {|if false \&\& ip.IsLoopback() { // bluegreen: loopback pod IPs on the local node|' "$validation"
+grep -q 'if false && ip.IsLoopback() {' "$validation"
+echo "cluster: patched Endpoints validation to accept loopback pod IPs"
 
 echo "cluster: compiling kube-apiserver and kube-controller-manager (about 9 minutes on 2 cores)"
 (

@@ -39,8 +39,9 @@ import pki as certificates
 
 HERE = Path(__file__).resolve().parent
 K8S_VERSION = "v1.20.2"
+K8S_BUILD = f"{K8S_VERSION}-loopback1"  # build.sh: upstream plus the loopback-Endpoints patch
 CACHE = Path(os.environ.get("BLUEGREEN_CACHE", Path.home() / ".cache" / "bluegreen"))
-BIN = CACHE / f"k8s-{K8S_VERSION}" / "bin"
+BIN = CACHE / f"k8s-{K8S_BUILD}" / "bin"
 STATE = Path(os.environ.get("BLUEGREEN_CLUSTER_DIR", CACHE / "cluster"))
 APISERVER_PORT = int(os.environ.get("BLUEGREEN_APISERVER_PORT", "16443"))
 ETCD_PORT = int(os.environ.get("BLUEGREEN_ETCD_PORT", "23790"))
@@ -138,6 +139,7 @@ def components() -> list[Component]:
                 "--endpoint-reconciler-type=none",  # loopback Endpoints are invalid: up publishes an EndpointSlice
                 "--allow-privileged=true",
                 "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",  # kubectl logs: the node's log server
                 "--profiling=false",
                 "--v=1",
             ],
@@ -172,6 +174,7 @@ def components() -> list[Component]:
                 f"--node-name={NODE_NAME}",
                 f"--node-kubeconfig={pki}/node.kubeconfig",
                 f"--scheduler-kubeconfig={pki}/scheduler.kubeconfig",
+                f"--state-dir={STATE}",
             ],
         ),
     ]
@@ -364,6 +367,10 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "down":
         stop_all()
+        from kubelet.cleanup import clean_node  # standard library only
+
+        if killed := clean_node(STATE, remove_pods=True):
+            say(f"killed {killed} leftover pod processes")
         return 0
     if command == "status":
         return status()

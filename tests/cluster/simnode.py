@@ -1,230 +1,89 @@
-"""A simulated kubelet and scheduler for the local control plane (in the spirit of kwok).
+"""The local control plane's node: a kubelet and a scheduler in one process (in the spirit of kwok).
 
-It runs no containers. Against a real kube-apiserver it:
+Against a real kube-apiserver it registers one Node (default ``bluegreen-node``) and keeps it Ready with a
+fresh Lease; binds every pending, unscheduled pod to it (as ``system:kube-scheduler``); gives each pod a
+loopback pod IP (``--pod-cidr``, default 127.244.0.0/16); and runs the pods bound to it, in two ways:
 
-- registers one Node (default ``bluegreen-node``) as Ready and keeps its status and its Lease in
-  ``kube-node-lease`` fresh, so the node-lifecycle controller never marks it NotReady;
-- binds every pending, unscheduled pod to that node (acting as the scheduler, with the
-  ``system:kube-scheduler`` identity);
-- reports each pod bound to it as Running with a unique pod IP from 10.244.0.0/16;
-- marks a pod Ready once the largest ``readinessProbe.initialDelaySeconds`` of its containers has
-  passed since it started (at once when no container has a probe);
-- deletes pods that are being deleted (what a kubelet does once the containers have stopped).
+- a pod with a ``local/`` image (e.g. ``local/python:3``) runs for real: its containers are processes on
+  this machine, with kubelet's environment, volumes bind-mounted in a private mount namespace, real probes,
+  restarts with back-off, exit codes and phases, and kubelet's termination (``kubelet/podworker.py``);
+- any other pod is simulated, as fast as before: Running at once, Ready after the readiness probe's
+  ``initialDelaySeconds``; ``never-ready`` and ``crashloop`` image tags (``kubelet/simulated.py``).
 
-With it, Deployments report readyReplicas/availableReplicas and the endpoints controller fills Services'
-Endpoints with the ready pods' IPs, exactly as on a real cluster.
+Pods being deleted are deleted once their processes are gone. Pod, node and lease writes use the node's
+identity (``system:node:<name>``, authorised by the Node authorizer); bindings the scheduler's. State is
+re-derived from the API on every event, so restarting this process is harmless (process-backed pods whose
+processes are gone are restarted). See ``tests/cluster/README.md``.
 
-Test conventions, chosen by a container's image tag:
-
-- a tag containing ``never-ready`` (e.g. ``shop:v2-never-ready``): the container runs but never passes its
-  readiness probe, so the pod stays Running and NotReady forever;
-- a tag containing ``crashloop`` (e.g. ``shop:crashloop``): the container keeps crashing; it is reported
-  waiting in ``CrashLoopBackOff`` with a growing ``restartCount`` and the pod is never Ready.
-
-Pod, node and lease writes use the node's own identity (``system:node:<name>``, authorised by the API
-server's Node authorizer); bindings use the scheduler's identity. State is re-derived from the API on
-every event, so restarting this process is harmless.
-
-Run: ``python simnode.py --node-kubeconfig node.kubeconfig --scheduler-kubeconfig scheduler.kubeconfig``
+Run: ``python simnode.py --node-kubeconfig node.kubeconfig --scheduler-kubeconfig scheduler.kubeconfig
+[--state-dir DIR] [--pod-cidr CIDR] [--backoff-base SECONDS]``
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import heapq
-import ipaddress
 import json
 import logging
+import os
 import queue
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from kubelet.cleanup import clean_node, node_dir
+from kubelet.images import is_local_pod
+from kubelet.ipam import DEFAULT_POD_CIDR, IPAllocator
+from kubelet.launchspec import LaunchBuilder
+from kubelet.logserver import serve as serve_logs
+from kubelet.mountpoints import MountPoints
+from kubelet.nodeapi import NodeAPI
+from kubelet.podworker import NodeContext, PodWorker
+from kubelet.registration import Registration
+from kubelet.simulated import SimulatedPods, pod_key
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("simnode")
 
 HEARTBEAT_SECONDS = 10.0
-LEASE_SECONDS = 40
-CRASH_BACKOFF_SECONDS = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 300.0)  # kubelet: 10s..300s
-POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
-
 Pod = dict[str, Any]
 
 
-def now_iso() -> str:
-    """The current time as the API server writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def image_behaviour(image: str) -> str:
-    """The simulated behaviour of a container, chosen by its image tag: normal, never-ready or crashloop."""
-    name = image.rsplit("/", 1)[-1]
-    tag = name.split(":", 1)[1] if ":" in name else ""
-    if "crashloop" in tag:
-        return "crashloop"
-    if "never-ready" in tag:
-        return "never-ready"
-    return "normal"
-
-
-def readiness_delay(pod: Pod) -> float:
-    """Seconds from start until the pod is Ready: the largest readiness initialDelaySeconds, else 0."""
-    delays = [
-        float((c.get("readinessProbe") or {}).get("initialDelaySeconds") or 0)
-        for c in pod["spec"].get("containers", [])
-    ]
-    return max(delays, default=0.0)
-
-
-def pod_key(pod: Pod) -> tuple[str, str]:
-    meta = pod["metadata"]
-    return meta["namespace"], meta["name"]
-
-
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-class IPAllocator:
-    """Hands out unique pod IPs; IPs of pods that still exist are never reused."""
-
-    def __init__(self) -> None:
-        self._hosts = POD_CIDR.hosts()
-        self._in_use: dict[str, str] = {}  # ip -> pod uid
-        self._free: list[str] = []
-
-    def claim(self, ip: str, uid: str) -> None:
-        self._in_use[ip] = uid
-
-    def allocate(self, uid: str) -> str:
-        """A fresh address while the range lasts (like a real IPAM, recently freed IPs are reused last)."""
-        while True:
-            fresh = next(self._hosts, None)
-            ip = str(fresh) if fresh is not None else self._free.pop()
-            if ip not in self._in_use:
-                self._in_use[ip] = uid
-                return ip
-
-    def release_uid(self, uid: str) -> None:
-        for ip, owner in list(self._in_use.items()):
-            if owner == uid:
-                del self._in_use[ip]
-                self._free.insert(0, ip)
-
-
 class SimulatedNode:
-    """The node: a heartbeat thread, a pod watch thread and one worker applying pod lifecycles."""
+    """The node: a heartbeat thread, a pod watch thread, one worker thread applying pod events (and the
+    simulated pods' timers), and one supervising thread per process-backed pod."""
 
-    def __init__(self, node_name: str, node_api: client.ApiClient, scheduler_api: client.ApiClient) -> None:
+    def __init__(self, node_name: str, node_api: client.ApiClient, scheduler_api: client.ApiClient,
+                 state_dir: Path, pod_cidr: str = DEFAULT_POD_CIDR, backoff_base: float = 10.0) -> None:
         self.node_name = node_name
+        self.registration = Registration(node_name, node_api)
         self.node_core = client.CoreV1Api(node_api)
-        self.node_coordination = client.CoordinationV1Api(node_api)
         self.scheduler_core = client.CoreV1Api(scheduler_api)
         self.events: queue.Queue[tuple[str, Pod]] = queue.Queue()
-        self.timers: list[tuple[float, str, str, str, str]] = []  # (due, kind, namespace, name, uid)
-        self.ips = IPAllocator()
-        self.started_at: dict[str, float] = {}  # pod uid -> start time
+        self.ips = IPAllocator(pod_cidr)
+        self.simulated = SimulatedPods(self.node_core, self.ips)
+        self.state_dir = state_dir
+        base = node_dir(state_dir)
+        self.pods_dir = (base / "pods").resolve()
+        self.pods_dir.mkdir(parents=True, exist_ok=True)
+        mountpoints = MountPoints(base / "mountpoints.json")
+        api = NodeAPI(node_api)
+        self.context = NodeContext(api, self.pods_dir, LaunchBuilder(api, base / "images", mountpoints),
+                                   mountpoints, backoff_base)
+        self.workers: dict[str, PodWorker] = {}
         self.stop = threading.Event()
 
     # ---- node registration and heartbeat -------------------------------------------------------
-    def node_status(self) -> dict[str, Any]:
-        stamp = now_iso()
-        conditions = [
-            ("Ready", "True", "KubeletReady", "simulated kubelet is posting ready status"),
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "simulated"),
-            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "simulated"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID", "simulated"),
-        ]
-        capacity = {"cpu": "32", "memory": "128Gi", "pods": "500", "ephemeral-storage": "500Gi"}
-        return {
-            "conditions": [
-                {
-                    "type": t,
-                    "status": s,
-                    "reason": r,
-                    "message": m,
-                    "lastHeartbeatTime": stamp,
-                    "lastTransitionTime": stamp,
-                }
-                for t, s, r, m in conditions
-            ],
-            "addresses": [
-                {"type": "InternalIP", "address": "127.0.0.1"},
-                {"type": "Hostname", "address": self.node_name},
-            ],
-            "capacity": capacity,
-            "allocatable": capacity,
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "v1.20.2",
-                "kubeProxyVersion": "v1.20.2",
-                "containerRuntimeVersion": "simulated://1",
-                "kernelVersion": "",
-                "osImage": "bluegreen simulated node",
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-        }
-
-    def register(self) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": self.node_name,
-                "labels": {
-                    "kubernetes.io/hostname": self.node_name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "type": "simulated",
-                },
-            },
-            "spec": {},
-        }
-        try:
-            self.node_core.create_node(body)
-            log.info("registered node %s", self.node_name)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        self.heartbeat()
-
-    def heartbeat(self) -> None:
-        self.node_core.patch_node_status(self.node_name, {"status": self.node_status()})
-        self.renew_lease()
-
-    def renew_lease(self) -> None:
-        namespace = "kube-node-lease"
-        renew = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": renew}
-        try:
-            self.node_coordination.patch_namespaced_lease(self.node_name, namespace, {"spec": spec})
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": self.node_name, "namespace": namespace},
-                "spec": spec,
-            }
-            self.node_coordination.create_namespaced_lease(namespace, body)
-
     def heartbeat_loop(self) -> None:
         while not self.stop.wait(HEARTBEAT_SECONDS):
             try:
-                self.heartbeat()
+                self.registration.heartbeat()
             except Exception:  # keep beating; the next try may succeed
                 log.exception("heartbeat failed")
 
@@ -235,8 +94,13 @@ class SimulatedNode:
             try:
                 resp = self.scheduler_core.list_pod_for_all_namespaces(_preload_content=False)
                 listing = json.loads(resp.data)
+                for pod in listing["items"]:  # claim every IP in use before any new pod gets one
+                    ip = (pod.get("status") or {}).get("podIP")
+                    if ip and pod["spec"].get("nodeName") == self.node_name:
+                        self.ips.claim(ip, pod["metadata"]["uid"])
                 for pod in listing["items"]:
                     self.events.put(("SYNC", pod))
+                self.remove_orphaned_dirs({pod["metadata"]["uid"] for pod in listing["items"]})
                 version = listing["metadata"]["resourceVersion"]
                 while not self.stop.is_set():
                     stream = watch.Watch().stream(
@@ -257,20 +121,27 @@ class SimulatedNode:
                     log.warning("pod watch restarting: %s", exc)
                     time.sleep(0.5)
 
+    def remove_orphaned_dirs(self, uids: set[str]) -> None:
+        """Directories of pods that no longer exist (e.g. left by a node that was killed) go."""
+        for directory in self.pods_dir.iterdir():
+            if directory.name.rsplit("_", 1)[-1] not in uids and directory.name.rsplit("_", 1)[-1] \
+                    not in self.workers:
+                shutil.rmtree(directory, ignore_errors=True)
+
     # ---- worker ------------------------------------------------------------------------------
     def run_worker(self) -> None:
         while not self.stop.is_set():
             timeout = 1.0
-            if self.timers:
-                timeout = max(0.0, min(timeout, self.timers[0][0] - time.time()))
+            due = self.simulated.next_due()
+            if due is not None:
+                timeout = max(0.0, min(timeout, due - time.time()))
             try:
                 kind, pod = self.events.get(timeout=timeout)
                 self.safely(self.handle_event, kind, pod)
             except queue.Empty:
                 pass
-            while self.timers and self.timers[0][0] <= time.time():
-                _, what, namespace, name, uid = heapq.heappop(self.timers)
-                self.safely(self.handle_timer, what, namespace, name, uid)
+            for what, namespace, name, uid in self.simulated.pop_due():
+                self.safely(self.simulated.handle_timer, what, namespace, name, uid)
 
     def safely(self, fn: Any, *args: Any) -> None:
         try:
@@ -286,7 +157,8 @@ class SimulatedNode:
         uid = meta["uid"]
         if kind == "DELETED":
             self.ips.release_uid(uid)
-            self.started_at.pop(uid, None)
+            self.simulated.forget(uid)
+            self.forget_local(pod)
             return
         node = spec.get("nodeName")
         if not node:
@@ -297,20 +169,58 @@ class SimulatedNode:
             return
         if status.get("podIP"):
             self.ips.claim(status["podIP"], uid)
-        if meta.get("deletionTimestamp"):
-            self.node_core.delete_namespaced_pod(
-                meta["name"],
-                meta["namespace"],
-                grace_period_seconds=0,
-                body=client.V1DeleteOptions(grace_period_seconds=0, preconditions={"uid": uid}),
-            )
+        if is_local_pod(pod):
+            self.handle_local(pod)
             return
-        if status.get("phase") in ("Succeeded", "Failed") or uid in self.started_at:
+        if meta.get("deletionTimestamp"):
+            self.delete(pod)
+            return
+        if status.get("phase") in ("Succeeded", "Failed") or self.simulated.knows(uid):
             return
         if status.get("phase") != "Running" or not status.get("podIP"):
-            self.start(pod)
+            self.simulated.start(pod)
         else:
-            self.resume(pod)
+            self.simulated.resume(pod)
+
+    def handle_local(self, pod: Pod) -> None:
+        """Hand the event to the pod's worker, starting one for a pod seen for the first time."""
+        meta, status = pod["metadata"], pod.get("status") or {}
+        worker = self.workers.get(meta["uid"])
+        if worker is not None:
+            if worker.is_alive():
+                worker.update(pod)
+            elif meta.get("deletionTimestamp"):
+                self.delete(pod)  # it ended (Succeeded/Failed): nothing runs any more
+            return
+        if meta.get("deletionTimestamp"):
+            self.delete(pod)
+            return
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return
+        ip = status.get("podIP") or self.ips.allocate(meta["uid"])
+        worker = PodWorker(self.context, pod, ip)
+        self.workers[meta["uid"]] = worker
+        worker.start()
+
+    def forget_local(self, pod: Pod) -> None:
+        meta = pod["metadata"]
+        worker = self.workers.pop(meta["uid"], None)
+        if worker is not None and worker.is_alive():
+            worker.removed()  # it kills what still runs, then removes the pod's directory
+        elif is_local_pod(pod):
+            directory = self.pods_dir / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+            threading.Thread(target=shutil.rmtree, args=(directory, True), daemon=True).start()
+
+    def delete(self, pod: Pod) -> None:
+        """What a kubelet does once the containers have stopped: delete now, only this very pod."""
+        namespace, name = pod_key(pod)
+        uid = pod["metadata"]["uid"]
+        self.node_core.delete_namespaced_pod(
+            name,
+            namespace,
+            grace_period_seconds=0,
+            body=client.V1DeleteOptions(grace_period_seconds=0, preconditions={"uid": uid}),
+        )
 
     def bind(self, pod: Pod) -> None:
         namespace, name = pod_key(pod)
@@ -322,133 +232,35 @@ class SimulatedNode:
         }
         self.scheduler_core.create_namespaced_binding(namespace, body, _preload_content=False)
 
-    def start(self, pod: Pod) -> None:
-        """First sight of a pod on this node: report it Running with an IP; readiness comes later."""
-        namespace, name = pod_key(pod)
-        uid = pod["metadata"]["uid"]
-        ip = self.ips.allocate(uid)
-        started = time.time()
-        self.started_at[uid] = started
-        delay = readiness_delay(pod)
-        ready = delay == 0 and self.can_become_ready(pod)
-        self.patch_status(pod, ip=ip, started=started, ready=ready, restarts=0)
-        if not ready and self.can_become_ready(pod):
-            heapq.heappush(self.timers, (started + delay, "ready", namespace, name, uid))
-        if self.crashing(pod):
-            heapq.heappush(self.timers, (started + CRASH_BACKOFF_SECONDS[0], "crash", namespace, name, uid))
-
-    def resume(self, pod: Pod) -> None:
-        """A running pod seen again (also after a restart of this process): schedule what is still due."""
-        namespace, name = pod_key(pod)
-        uid = pod["metadata"]["uid"]
-        status = pod["status"]
-        started = parse_time(status.get("startTime")) or time.time()
-        self.started_at[uid] = started
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-        if not ready and self.can_become_ready(pod):
-            heapq.heappush(self.timers, (started + readiness_delay(pod), "ready", namespace, name, uid))
-        if self.crashing(pod):
-            heapq.heappush(
-                self.timers, (time.time() + CRASH_BACKOFF_SECONDS[0], "crash", namespace, name, uid)
-            )
-
-    def handle_timer(self, what: str, namespace: str, name: str, uid: str) -> None:
-        if uid not in self.started_at:
-            return  # deleted meanwhile
-        pod = json.loads(self.node_core.read_namespaced_pod(name, namespace, _preload_content=False).data)
-        if pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
-            return
-        status = pod.get("status") or {}
-        restarts = max((c.get("restartCount", 0) for c in status.get("containerStatuses", [])), default=0)
-        if what == "ready":
-            self.patch_status(pod, ip=status["podIP"], started=self.started_at[uid], ready=True, restarts=0)
-        elif what == "crash":
-            restarts += 1
-            self.patch_status(
-                pod, ip=status["podIP"], started=self.started_at[uid], ready=False, restarts=restarts
-            )
-            backoff = CRASH_BACKOFF_SECONDS[min(restarts, len(CRASH_BACKOFF_SECONDS) - 1)]
-            heapq.heappush(self.timers, (time.time() + backoff, "crash", namespace, name, uid))
-
-    @staticmethod
-    def crashing(pod: Pod) -> bool:
-        return any(image_behaviour(c.get("image", "")) == "crashloop" for c in pod["spec"]["containers"])
-
-    @classmethod
-    def can_become_ready(cls, pod: Pod) -> bool:
-        return all(image_behaviour(c.get("image", "")) == "normal" for c in pod["spec"]["containers"])
-
-    def patch_status(self, pod: Pod, *, ip: str, started: float, ready: bool, restarts: int) -> None:
-        namespace, name = pod_key(pod)
-        start_iso = datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        stamp = now_iso()
-        previous = {c["type"]: c for c in (pod.get("status") or {}).get("conditions", [])}
-
-        def condition(kind: str, value: bool) -> dict[str, Any]:
-            text = "True" if value else "False"
-            old = previous.get(kind)
-            since = old["lastTransitionTime"] if old and old.get("status") == text else stamp
-            return {"type": kind, "status": text, "lastProbeTime": None, "lastTransitionTime": since}
-
-        statuses = []
-        for c in pod["spec"]["containers"]:
-            behaviour = image_behaviour(c.get("image", ""))
-            entry: dict[str, Any] = {
-                "name": c["name"],
-                "image": c.get("image", ""),
-                "imageID": "simulated://" + c.get("image", ""),
-                "containerID": f"simulated://{pod['metadata']['uid']}/{c['name']}",
-                "ready": ready,
-                "restartCount": restarts if behaviour == "crashloop" else 0,
-                "started": behaviour != "crashloop",
-            }
-            if behaviour == "crashloop":
-                entry["state"] = {
-                    "waiting": {
-                        "reason": "CrashLoopBackOff",
-                        "message": "back-off restarting failed container (simulated)",
-                    }
-                }
-                entry["lastState"] = {
-                    "terminated": {
-                        "exitCode": 1,
-                        "reason": "Error",
-                        "startedAt": start_iso,
-                        "finishedAt": stamp,
-                    }
-                }
-            else:
-                entry["state"] = {"running": {"startedAt": start_iso}}
-            statuses.append(entry)
-
-        status = {
-            "phase": "Running",
-            "hostIP": "127.0.0.1",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "startTime": start_iso,
-            "qosClass": "BestEffort",
-            "conditions": [
-                condition("PodScheduled", True),
-                condition("Initialized", True),
-                condition("ContainersReady", ready),
-                condition("Ready", ready),
-            ],
-            "containerStatuses": statuses,
-        }
-        self.node_core.patch_namespaced_pod_status(name, namespace, {"status": status})
-
     # ---- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
-        self.register()
+        killed = clean_node(self.state_dir)  # what a previous run left (it should have left nothing)
+        if killed:
+            log.info("killed %d leftover pod processes", killed)
+        try:
+            self.registration.kubelet_port = serve_logs(self.pods_dir, node_dir(self.state_dir))
+        except (OSError, subprocess.CalledProcessError) as exc:  # kubectl logs is a convenience
+            log.warning("no kubelet log server: %s", exc)
+        self.registration.register()
+        log.info("node %s registered", self.node_name)
         for target in (self.heartbeat_loop, self.watch_loop):
             threading.Thread(target=target, daemon=True, name=target.__name__).start()
-        self.run_worker()
+        try:
+            self.run_worker()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Kill every pod process now; nothing may outlive the node."""
+        for worker in list(self.workers.values()):
+            worker.kill_now()
+        clean_node(self.state_dir)
 
 
 def api_client(kubeconfig: str) -> client.ApiClient:
     configuration = client.Configuration()
     config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = 64  # pod workers write in parallel
     return client.ApiClient(configuration)
 
 
@@ -457,11 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-kubeconfig", required=True)
     parser.add_argument("--scheduler-kubeconfig", required=True)
     parser.add_argument("--node-name", default="bluegreen-node")
+    default_state = os.environ.get("BLUEGREEN_CLUSTER_DIR", str(Path.home() / ".cache" / "bluegreen" / "cluster"))
+    parser.add_argument("--state-dir", default=default_state, help="pods' files live in <state-dir>/node")
+    parser.add_argument("--pod-cidr", default=os.environ.get("BLUEGREEN_POD_CIDR", DEFAULT_POD_CIDR))
+    parser.add_argument("--backoff-base", type=float,
+                        default=float(os.environ.get("BLUEGREEN_NODE_BACKOFF_SECONDS", "10")),
+                        help="first crash-loop back-off window in seconds (kubelet: 10, doubling to 300)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    node = SimulatedNode(
-        args.node_name, api_client(args.node_kubeconfig), api_client(args.scheduler_kubeconfig)
-    )
+    node = SimulatedNode(args.node_name, api_client(args.node_kubeconfig), api_client(args.scheduler_kubeconfig),
+                         Path(args.state_dir), args.pod_cidr, args.backoff_base)
     signal.signal(signal.SIGTERM, lambda *_: node.stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         node.run()
