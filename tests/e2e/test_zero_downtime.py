@@ -12,11 +12,21 @@ Two releases, so that each phase follows the previous one naturally: the first k
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from nodepods import get
 from waiting import wait_until
-from zerodowntime import PhasedLoad, answers, service_url, wait_answering
+from zerodowntime import (
+    SLOW_SECONDS,
+    PhasedLoad,
+    answers,
+    in_flight,
+    service_url,
+    slow_load,
+    wait_answering,
+    zero_downtime_problems,
+)
 
 from conftest import Cluster, EndpointsRecorder, GitRepo, Operator
 
@@ -35,6 +45,20 @@ def _pods(cluster: Cluster, color: str) -> list[object]:
 def _scaled_down_and_gone(cluster: Cluster, color: str) -> bool:
     deployment = cluster.deployment(color)
     return deployment is not None and deployment.spec.replicas == 0 and not _pods(cluster, color)
+
+
+def _wait_scaled_down(cluster: Cluster, color: str, timeout: float = 40) -> float | None:
+    """Wait until ``color`` is at 0 replicas and its pods are gone; return when (wall clock) its pods were
+    first seen terminating (None: never seen)."""
+    seen: list[float] = []
+
+    def done() -> bool:
+        if not seen and any(p.metadata.deletion_timestamp for p in _pods(cluster, color)):  # type: ignore[attr-defined]
+            seen.append(time.time())
+        return _scaled_down_and_gone(cluster, color)
+    wait_until(done, timeout=timeout, interval=0.05,
+               what=f"{color} scaled to 0 after scaleDownDelaySeconds and its pods gone")
+    return seen[0] if seen else None
 
 
 def _switches(recorded: EndpointsRecorder, *sets: frozenset[str]) -> list[frozenset[str]]:
@@ -90,7 +114,8 @@ def test_abandoned_release_scale_down_and_cold_rollback_serve_every_request(
     cluster.wait_serving(v1, "blue", timeout=60)
     blue = cluster.pod_ips("blue")
 
-    with endpoints() as recorded, PhasedLoad(service_url(ip)) as load:
+    # Besides the load, slow requests (10 s each) are in flight while each colour is scaled down: they must finish.
+    with endpoints() as recorded, PhasedLoad(service_url(ip)) as load, slow_load(service_url(ip)) as slow:
         load.phase("abandoned release", ["v1"])
         load.wait_more("v1", 50)
         broken = repo.release_app("v2", failing_health=True, message="release v2 (its health check fails)")
@@ -120,8 +145,7 @@ def test_abandoned_release_scale_down_and_cold_rollback_serve_every_request(
         green = cluster.pod_ips("green")
 
         load.phase("scale-down of blue", ["v3"])
-        wait_until(lambda: _scaled_down_and_gone(cluster, "blue"), timeout=40,
-                   what="blue scaled to 0 after scaleDownDelaySeconds and its pods gone")
+        blue_terminating = _wait_scaled_down(cluster, "blue")
         load.wait_more("v3", 50)
 
         load.phase("cold rollback", ["v3", "v1"])
@@ -135,10 +159,19 @@ def test_abandoned_release_scale_down_and_cold_rollback_serve_every_request(
         blue_again = cluster.pod_ips("blue")
 
         load.phase("scale-down of green", ["v1"])
-        wait_until(lambda: _scaled_down_and_gone(cluster, "green"), timeout=40,
-                   what="green scaled to 0 after scaleDownDelaySeconds and its pods gone")
+        green_terminating = _wait_scaled_down(cluster, "green")
         load.wait_more("v1", 50)
     load.verdict()
+    slow_report = slow.report
+    assert blue_terminating and green_terminating, "the pods of each colour were seen terminating"
+    draining = {"blue": in_flight(slow_report, blue_terminating, "v1"),
+                "green": in_flight(slow_report, green_terminating, "v3")}
+    print(f"zero-downtime slow requests ({SLOW_SECONDS}s each): {slow_report.sent} requests, {slow_report.failed} "
+          f"failed, {'→'.join(slow_report.versions_in_order)}; in flight when the pods began terminating: "
+          f"{len(draining['blue'])} on blue, {len(draining['green'])} on green")
+    problems = zero_downtime_problems(slow_report, ["v1", "v3", "v1"])
+    assert not problems, f"slow requests: {problems}"
+    assert draining["blue"] and draining["green"], "each scale-down had requests in flight to finish"
 
     recorded.assert_never_empty()
     assert _switches(recorded, blue) == [blue, green, blue_again], f"traffic went {recorded.distinct_sets()}"

@@ -14,11 +14,29 @@ from types import TracebackType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from loadgen import LoadGenerator, LoadReport, zero_downtime_problems
+from loadreport import RequestRecord
 
 RATE = 80.0
 """Requests per second in total: moderate, so the 2-core machine keeps up while pods start."""
 TIMEOUT = 5.0
 """Per request, connect included: generous, so only a real stall counts as a timeout."""
+
+
+SLOW_SECONDS = 10
+"""How long each slow request takes to be answered (``GET /?delay=10``)."""
+
+
+def slow_load(url: str) -> LoadGenerator:
+    """Slow requests at 2/s, each answered after SLOW_SECONDS: about 20 are always in flight, so a colour's
+    pods that terminate while serving them show whether they drain (preStop, then finish what is in flight)."""
+    return LoadGenerator(f"{url}?delay={SLOW_SECONDS}", workers=24, rate=2, max_requests=500, max_seconds=300,
+                         timeout=SLOW_SECONDS + 10)
+
+
+def in_flight(report: LoadReport, wall_time: float, version: str) -> list[RequestRecord]:
+    """Requests answered by ``version`` that had started before ``wall_time`` and ended after it."""
+    at = wall_time - report.started_wall
+    return [r for r in report.records if r.version == version and r.start < at < r.end]
 
 
 def service_url(cluster_ip: str, port: int = 80) -> str:
