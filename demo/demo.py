@@ -81,7 +81,7 @@ class Demo:
         self.core.create_namespaced_service(NAMESPACE, {
             "metadata": {"name": "shop"},
             "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-        ip = self.core.read_namespaced_service("shop", NAMESPACE).spec.cluster_ip
+        ip = str(self.core.read_namespaced_service("shop", NAMESPACE).spec.cluster_ip)
         self.traffic = Traffic(ip, say)
         say(f"namespace {NAMESPACE} with Service shop (selector app=shop, ClusterIP {ip}) created")
 

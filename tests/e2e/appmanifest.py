@@ -10,8 +10,9 @@ The values, and why:
   lag (10-130 ms measured here, up to seconds for kube-proxy in a big cluster): the pod keeps serving
   meanwhile. Then SIGTERM; the app keeps accepting ``APP_SHUTDOWN_DELAY`` (1 s) more, stops accepting,
   finishes the requests in flight and exits 0.
-- ``terminationGracePeriodSeconds: 15``: well above preStop + drain (about 3 s), so nothing is cut short;
-  short enough that a stuck pod cannot hold a test for long.
+- ``terminationGracePeriodSeconds: 15``: above preStop (2 s) + the shutdown delay (1 s) + the longest request
+  the tests send (10 s, ``?delay=10``), so nothing in flight is cut short (with 3 s, some of those slow
+  requests fail: the e2e test catches it); short enough that a stuck pod cannot hold a test for long.
 - ``failing_health=True`` gives ``APP_HEALTH_FAIL_FILE`` a file that exists in every container
   (``/etc/hosts``, which the node always mounts): the app runs and answers, but ``/healthz`` answers 503 from
   the start, as a version with a broken dependency would; its readiness really fails.

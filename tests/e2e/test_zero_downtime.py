@@ -4,7 +4,10 @@ ClusterIP from the moment it first answers to the end of the test, without a gap
 cut-over, a warm rollback (``git revert``), an abandoned release whose readiness really fails, the scale-down of
 the previous colour and a cold rollback, every request must succeed and the version in the answers must change
 exactly once per switch, never back and forth. Each phase prints how many requests it sent and how many failed.
-The Endpoints recorder runs as well: the Service never had a moment without a ready address.
+The Endpoints recorder runs as well: the Service never had a moment without a ready address. In the second
+test, slow requests (answered after 10 s, 2/s) run alongside: some are in flight on a colour when its pods begin
+terminating, and every one of them must be answered (preStop, then the app's drain; appmanifest.py says why
+those values).
 
 Two releases, so that each phase follows the previous one naturally: the first keeps the previous colour warm
 (scaleDownDelaySeconds 300) for the warm rollback; the second scales it down after 5 s for the cold one.
