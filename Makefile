@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONTROLPLANE := $(PY) tests/cluster/controlplane.py
 
-## demo: start the local control plane (built once), then release v1, v2 and revert v2 with timings.
+## demo: start the local control plane (built once), then release v1, v2 and revert v2 of a real web app under load.
 demo: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) demo/demo.py

@@ -4,6 +4,10 @@ Steps: install the CRD, create a git repository with a sample app, a namespace a
 operator, then release v1, release v2, and `git revert` v2 - printing what happens with timings (commit,
 idle colour ready, selector switched) and `kubectl get bgr` after each step.
 
+The app is real: the test web app (tests/app/webapp.py) runs as `local/python:3` pods on the local node, and
+from the moment the Service first answers, real HTTP requests go to its ClusterIP (demo/traffic.py) until the
+end, with a running count of requests and errors at each step. It exits 1 if any request failed.
+
 Runs against $KUBECONFIG (the Makefile starts the local control plane and sets it).
 """
 
@@ -26,11 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 from kubesetup import fresh_namespace, install_crd  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from traffic import Traffic  # noqa: E402
+
 NAMESPACE = "bluegreen-demo"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 GIT_ENV = {"GIT_AUTHOR_NAME": "Demo Dev", "GIT_AUTHOR_EMAIL": "dev@demo.local", "GIT_COMMITTER_NAME": "Demo Dev",
            "GIT_COMMITTER_EMAIL": "dev@demo.local", "GIT_CONFIG_NOSYSTEM": "1"}
-MANIFEST = (Path(__file__).parent / "app" / "deployment.yaml").read_text()
+# The one templated value of the manifest: the checkout's absolute path (a local/ container sees the host's files).
+MANIFEST = (Path(__file__).parent / "app" / "deployment.yaml").read_text().replace("@CHECKOUT@", str(ROOT))
+VERSION_LINE = "{name: APP_VERSION, value: v1}"
 T0 = time.monotonic()
 
 
@@ -59,6 +68,7 @@ class Demo:
         self.workdir = workdir
         self.repo = workdir / "deploy-repo"
         self.operator: subprocess.Popen[bytes] | None = None
+        self.traffic: Traffic | None = None
 
     # ---- set-up ------------------------------------------------------------------------------------
     def install_crd(self) -> None:
@@ -71,7 +81,9 @@ class Demo:
         self.core.create_namespaced_service(NAMESPACE, {
             "metadata": {"name": "shop"},
             "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-        say(f"namespace {NAMESPACE} with Service shop (selector app=shop) created")
+        ip = str(self.core.read_namespaced_service("shop", NAMESPACE).spec.cluster_ip)
+        self.traffic = Traffic(ip, say)
+        say(f"namespace {NAMESPACE} with Service shop (selector app=shop, ClusterIP {ip}) created")
 
     def init_repo(self) -> None:
         (self.repo / "apps" / "shop").mkdir(parents=True)
@@ -85,6 +97,12 @@ class Demo:
             [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", NAMESPACE, "--log-format", "json"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
         say(f"operator started: bluegreen run --namespace {NAMESPACE} (log: {self.workdir / 'operator.log'})")
+        deadline = time.monotonic() + 120
+        while b'"operator started"' not in (self.workdir / "operator.log").read_bytes():
+            if self.operator.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"demo: the operator did not start; see {self.workdir / 'operator.log'}")
+            time.sleep(0.1)
+        say("operator running (its imports and kopf's start-up take a few seconds on a busy machine)")
 
     def stop_operator(self) -> None:
         if self.operator is not None and self.operator.poll() is None:
@@ -93,7 +111,8 @@ class Demo:
 
     # ---- releases ----------------------------------------------------------------------------------
     def commit(self, version: str, message: str) -> str:
-        text = MANIFEST.replace("registry.local/shop:v1", f"registry.local/shop:{version}")
+        assert VERSION_LINE in MANIFEST, f"demo/app/deployment.yaml must contain {VERSION_LINE!r}"
+        text = MANIFEST.replace(VERSION_LINE, VERSION_LINE.replace("v1", version))
         (self.repo / "apps" / "shop" / "deployment.yaml").write_text(text)
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-q", "-m", message)
@@ -144,7 +163,8 @@ class Demo:
                 switched_at = time.monotonic()
                 ready_at = ready_at or switched_at
                 say(f"  Service shop switched to {expect} (+{switched_at - started:.2f}s after the commit, "
-                    f"{(switched_at - ready_at) * 1000:.0f} ms after {expect} was ready)")
+                    f"{(switched_at - ready_at) * 1000:.0f} ms after {expect} was ready); traffic so far: "
+                    f"{self.running_total()}")
             time.sleep(0.02)
         if switched_at is None:
             raise SystemExit(f"demo: {expect} did not take traffic within {timeout}s; see the operator log")
@@ -152,7 +172,16 @@ class Demo:
                 "status", {}).get("activeRevision") != commit:
             time.sleep(0.05)
 
-    def run(self) -> None:
+    def running_total(self) -> str:
+        return self.traffic.running_total() if self.traffic else "none"
+
+    def step_done(self, version: str, expected: list[str]) -> None:
+        """Keep the load on the new version a moment, then close the step's load run and print it."""
+        assert self.traffic is not None
+        self.traffic.wait_more(version, 50)
+        self.traffic.end_step(expected)
+
+    def run(self) -> int:
         self.install_crd()
         self.fresh_namespace()
         self.init_repo()
@@ -161,17 +190,21 @@ class Demo:
         print("\n=== 1. release v1: merge the first manifest, create the BlueGreenRelease", flush=True)
         v1 = self.commit("v1", "shop v1")
         started = time.monotonic()
-        say(f"commit {v1[:12]} 'shop v1' (image registry.local/shop:v1, 3 replicas, readiness delay 2s)")
+        say(f"commit {v1[:12]} 'shop v1' (the web app, APP_VERSION v1, 3 replicas, readiness probe GET /healthz)")
         self.create_release()
+        assert self.traffic is not None
+        self.traffic.start_when_answering()
         self.follow(v1, "blue", started)
+        self.step_done("v1", ["v1"])
         kubectl_get_bgr()
 
-        print("=== 2. release v2: merge a new image; green comes up while blue serves", flush=True)
+        print("=== 2. release v2: merge APP_VERSION v2; green comes up while blue serves", flush=True)
         v2 = self.commit("v2", "shop v2")
         started = time.monotonic()
         say(f"commit {v2[:12]} 'shop v2'; asking the operator to check git now (bluegreen reconcile shop)")
         self.check_now()
         self.follow(v2, "green", started)
+        self.step_done("v2", ["v1", "v2"])
         kubectl_get_bgr()
 
         print("=== 3. roll back: git revert v2 while blue is still warm", flush=True)
@@ -181,12 +214,15 @@ class Demo:
         say(f"commit {v3[:12]} 'Revert \"shop v2\"'; asking the operator to check git now")
         self.check_now()
         self.follow(v3, "blue", started)
+        self.step_done("v1", ["v2", "v1"])
         kubectl_get_bgr()
 
         print("=== release history (bluegreen history shop)", flush=True)
         subprocess.run([sys.executable, "-m", "bluegreen.cli", "history", "shop", "-n", NAMESPACE], check=False)
+        problems = self.traffic.finish()
         print(f"\nThe release stays in namespace {NAMESPACE}: try `kubectl -n {NAMESPACE} describe bgr shop`. "
               "Stop the local control plane with `make cluster-down`.", flush=True)
+        return 1 if problems else 0
 
 
 def main() -> int:
@@ -196,11 +232,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bluegreen-demo-"))
     demo = Demo(workdir)
     try:
-        demo.run()
+        code = demo.run()
     finally:
         demo.stop_operator()
         shutil.rmtree(workdir / "cache", ignore_errors=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from appmanifest import app_manifest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from waiting import wait_until
@@ -109,6 +110,12 @@ class GitRepo:
         """Commit the app's Deployment manifest running ``image``; return the commit sha."""
         text = MANIFEST.format(name=self.app, app=self.app, replicas=replicas, image=image, delay=delay)
         return self.write(text, message=message or f"release {image}", sign_with=sign_with)
+
+    def release_app(self, version: str, *, replicas: int = 2, failing_health: bool = False,
+                    message: str | None = None) -> str:
+        """Commit a Deployment of the real test web app reporting ``version`` (``appmanifest.py``)."""
+        text = app_manifest(self.app, version, replicas=replicas, failing_health=failing_health)
+        return self.write(text, message=message or f"release {version}")
 
     def revert(self, sha: str | None = None) -> str:
         self.git("revert", "--no-edit", sha or "HEAD")
