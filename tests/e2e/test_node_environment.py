@@ -6,13 +6,17 @@ CreateContainerConfigError."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from nodepods import IMAGE, pod_body, read_pod
 from waiting import wait_until
+
+POD_CIDR = ipaddress.ip_network(os.environ.get("BLUEGREEN_POD_CIDR", "127.244.0.0/16"))  # the node's
 
 # Writes what the process sees (environment, argv, working directory, files under /etc/app and the token
 # directory) as JSON to /report/report.json (a hostPath volume: the test's tmp dir), then sleeps.
@@ -116,7 +120,7 @@ def test_the_process_sees_kubelets_environment_and_volumes(
     assert env["COLOUR"] == "blue" and env["PASSWORD"] == "s3cret" and "MAYBE" not in env
     assert env["GREETING"] == f"blue-$(SIZE) at {ip} $(COLOUR)", "expansion: declared and Service vars, $$ escapes"
     assert (env["POD_NAME"], env["POD_NAMESPACE"], env["POD_UID"]) == ("reporter", namespace, pod.metadata.uid)
-    assert env["POD_IP"] == pod.status.pod_ip and env["POD_IP"].startswith("127.244.")
+    assert env["POD_IP"] == pod.status.pod_ip and ipaddress.ip_address(env["POD_IP"]) in POD_CIDR
     assert (env["HOST_IP"], env["NODE"], env["ACCOUNT"]) == ("127.0.0.1", "bluegreen-node", "default")
     assert (env["TIER"], env["OWNER"]) == ("web", "team-a")
     assert (env["CFG_colour"], env["CFG_size"], env["user"], env["password"]) == ("blue", "large", "admin", "s3cret")

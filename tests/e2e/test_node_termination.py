@@ -146,7 +146,8 @@ def test_post_start_hooks_run_and_a_failing_one_kills_the_container(
 
     core.create_namespaced_pod(namespace, pod("hooked", note))
     core.create_namespaced_pod(namespace, pod("broken", ["python3", "-c", "raise SystemExit(4)"]))
-    wait_until(lambda: (tmp_path / "events").exists(), timeout=20, what="the postStart hook's note")
+    wait_until(lambda: _events(tmp_path) if (tmp_path / "events").exists() else None, timeout=20,
+               what="the postStart hook's note")
     assert _events(tmp_path) == ["postStart"]
     wait_until(lambda: (s := read_pod(core, namespace, "hooked").status.container_statuses) and s[0].state.running,
                timeout=10, what="the hooked container running")
