@@ -16,7 +16,7 @@ bench: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/release_latency.py && $(PY) benchmarks/git_source.py
 
-.PHONY: demo bench test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: demo bench test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 unit: $(STAMP)
+	@bash tests/servers/install-deps.sh
 	$(PY) -m pytest tests/unit
 
 integration: $(STAMP)
@@ -46,6 +47,11 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
+
+## mutation: mutmut over core/ and the controller queue, killed by tests/unit (slow; not in `test` or CI).
+mutation: $(STAMP)
+	@bash tests/servers/install-deps.sh
+	bash tests/mutation/run.sh
 
 ## cluster-*: the local control plane (tests/cluster/): build once, start, stop.
 cluster-build:
