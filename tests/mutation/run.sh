@@ -8,9 +8,11 @@
 # exactly as the tests import them, and the original tree is taken off sys.path. The configuration is the
 # [tool.mutmut] table of pyproject.toml (read there through a symlink).
 #
-# Usage: tests/mutation/run.sh [mutmut run arguments, e.g. a mutant-name glob]
-# Results stay in .mutation/mutants/ (incremental: an unchanged function keeps its verdict); the summary is
-# printed at the end by tests/mutation/score.py (per file, then for core/ and runtime/controller.py).
+# Usage: tests/mutation/run.sh                 a fresh run over everything (about 25 minutes on 2 cores)
+#        tests/mutation/run.sh 'GLOB' ...      re-judge the mutants named (e.g. 'bluegreen.core.history*')
+#                                              against the current tests, keeping the other verdicts
+# mutmut keeps a verdict until a mutant is named again, so a run without names starts from scratch.
+# The summary is printed at the end by tests/mutation/score.py (per file, then core/ and the controller).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 stage="$root/.mutation"
@@ -21,6 +23,7 @@ for entry in src:operator tests:tests pyproject.toml:pyproject.toml crds:crds ch
   ln -sfn "../${entry#*:}" "$stage/${entry%%:*}"
 done
 cd "$stage"
+[ "$#" -gt 0 ] || rm -rf mutants
 "$mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@"
 "$root/.venv/bin/python" "$root/tests/mutation/score.py"
 echo "surviving mutants: (cd .mutation && ../.venv/bin/mutmut results); one of them: ../.venv/bin/mutmut show NAME"

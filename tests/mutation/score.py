@@ -1,8 +1,8 @@
 """Print the mutation score per file and per area (core/, runtime/controller.py) from mutmut's results.
 
 Run from the staging directory (.mutation/) after ``mutmut run``: it reads the ``mutants/**/*.py.meta`` files
-through mutmut's own classes, so the verdicts are mutmut's. Score = killed (timeouts counted as killed, as
-mutmut does) / (killed + survived + timeout + suspicious); "no tests" mutants are listed apart.
+through mutmut's own classes, so the verdicts are mutmut's. Score = (killed + timeout) / every mutant of the
+file: a mutant no unit test reaches ("no tests") counts as not killed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mutmut.mutation.data import SourceFileMutationData
 from mutmut.stats import status_by_exit_code
 
 AREAS = {"core/": "src/bluegreen/core/", "runtime/controller.py": "src/bluegreen/runtime/controller.py"}
-JUDGED = ("killed", "survived", "timeout", "suspicious")
+JUDGED = ("killed", "survived", "timeout", "suspicious", "no tests")
 
 
 def counts(path: Path) -> Counter[str]:
@@ -28,8 +28,9 @@ def line(name: str, tally: Counter[str]) -> str:
     judged = sum(tally[k] for k in JUDGED)
     score = f"{100 * (tally['killed'] + tally['timeout']) / judged:5.1f} %" if judged else "    - "
     rest = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()) if k not in JUDGED)
-    return (f"{name:42} {score}  killed {tally['killed']:4}  survived {tally['survived']:3}  "
-            f"timeout {tally['timeout']:2}  suspicious {tally['suspicious']:2}" + (f"  ({rest})" if rest else ""))
+    return (f"{name:28} {score}  killed {tally['killed']:4}  survived {tally['survived']:3}  "
+            f"no tests {tally['no tests']:3}  timeout {tally['timeout']:2}  suspicious {tally['suspicious']:2}"
+            + (f"  ({rest})" if rest else ""))
 
 
 def main() -> int:

@@ -289,3 +289,17 @@ def test_condition_rows_without_a_plan_step_that_writes() -> None:
                                     serving=True), FETCHED))
     assert rows["Ready"] == ("True", "PreviousColorWarm", "warm")
     assert rows["Reconciling"] == ("False", "PreviousColorWarm", "warm")
+
+
+def test_the_cli_lists_every_condition_with_its_time() -> None:
+    from bluegreen.cli import condition_rows as cli_rows
+
+    step = Plan(Action.NONE, "Released", "blue serves", Phase.HEALTHY, active=BLUE, serving=True)
+    release = {"status": {"conditions": build_conditions(step, FETCHED, 1, [], NOW)}}
+    rows = cli_rows(release)
+    assert rows[0] == ("CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE")
+    assert [r[:4] for r in rows[1:]] == [("Ready", "True", "Released", "2026-11-22T12:00:00Z"),
+                                         ("Reconciling", "False", "Released", "2026-11-22T12:00:00Z"),
+                                         ("Stalled", "False", "NotStalled", "2026-11-22T12:00:00Z"),
+                                         ("SourceReady", "True", "Fetched", "2026-11-22T12:00:00Z")]
+    assert cli_rows({}) == rows[:1]
