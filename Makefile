@@ -22,7 +22,7 @@ bench-scale: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/scale.py $(SCALE_ARGS)
 
-.PHONY: demo bench bench-scale test lint unit integration e2e cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: demo bench bench-scale test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 unit: $(STAMP)
+	@bash tests/servers/install-deps.sh
 	$(PY) -m pytest tests/unit
 
 integration: $(STAMP)
@@ -52,6 +53,11 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e
+
+## mutation: mutmut over core/ and the controller queue, killed by tests/unit (slow; not in `test` or CI).
+mutation: $(STAMP)
+	@bash tests/servers/install-deps.sh
+	bash tests/mutation/run.sh
 
 ## cluster-*: the local control plane (tests/cluster/): build once, start, stop.
 cluster-build:

@@ -147,10 +147,17 @@ def _status(args: argparse.Namespace) -> int:
     _print_table(rows)
     if args.name and releases:
         print()
-        for condition in (releases[0].get("status") or {}).get("conditions") or []:
-            print(f"{condition['type']:12} {condition['status']:7} {condition.get('reason', ''):26} "
-                  f"{condition.get('message', '')}")
+        _print_table(condition_rows(releases[0]))
     return 0
+
+
+def condition_rows(release: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The release's conditions as table rows (Ready, Reconciling, Stalled, SourceReady...; docs/conditions.md)."""
+    rows: list[tuple[str, ...]] = [("CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE")]
+    for condition in (release.get("status") or {}).get("conditions") or []:
+        rows.append((condition.get("type", ""), condition.get("status", "Unknown"), condition.get("reason", ""),
+                     condition.get("lastTransitionTime", ""), condition.get("message", "")))
+    return rows
 
 
 def _history(args: argparse.Namespace) -> int:

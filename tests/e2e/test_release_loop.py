@@ -23,7 +23,7 @@ def test_first_release_comes_up_blue_and_takes_traffic(cluster: Cluster, repo: G
     assert cluster.selector() == {"app": "shop", "bluegreen.dev/color": "blue"}, "only the colour key is ours"
     status = cluster.status()
     assert status["phase"] == "Healthy" and status["lastAttemptedRevision"] == v1
-    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Progressing", "Stalled", "SourceReady"}
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Reconciling", "Stalled", "SourceReady"}
     assert status["history"][0]["revision"] == v1 and status["history"][0]["outcome"] == "Succeeded"
     assert status["history"][0]["author"] == "Dev One <dev@example.com>"
     assert cluster.events("Promote"), "the cut-over is visible as an Event"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the loopback git servers of the integration tests need: sshd and ssh-keygen
 # (SSH transport), git (git daemon, git http-backend), openssl (test CA and server certificates) and gnupg
-# (OpenPGP signature tests) and postgresql (the throwaway database server of
-# tests/servers/postgres.py; its binaries live in /usr/lib/postgresql/<major>/bin, which that module finds).
-# Idempotent and quiet when everything is present; sudo only when not root.
+# (OpenPGP signature tests), postgresql (the throwaway database server of tests/servers/postgres.py; its
+# binaries live in /usr/lib/postgresql/<major>/bin, which that module finds) and lua5.1, which runs the Argo CD
+# health check of docs/conditions.md in a unit test. Idempotent and quiet when everything is present; sudo only
+# when not root.
 set -euo pipefail
 
-packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates postgresql)
+packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates postgresql lua5.1)
 
 missing=()
 for p in "${packages[@]}"; do

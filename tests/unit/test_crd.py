@@ -204,13 +204,15 @@ def test_single_served_storage_version_with_status_subresource() -> None:
 
 def test_printer_columns() -> None:
     columns = version()["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == ["Active", "Revision", "Phase", "Ready", "Age"]
+    assert [c["name"] for c in columns] == ["Active", "Revision", "Phase", "Ready", "Status", "Age"]
     by_name = {c["name"]: c for c in columns}
     assert by_name["Active"]["jsonPath"] == ".status.activeColor"
     assert by_name["Revision"]["jsonPath"] == ".status.activeRevision"
     assert by_name["Revision"].get("priority", 0) == 0
     assert by_name["Phase"]["jsonPath"] == ".status.phase"
     assert by_name["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert by_name["Status"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].message'
+    assert by_name["Status"]["priority"] == 1, "the message is long: shown with -o wide"
     assert (by_name["Age"]["jsonPath"], by_name["Age"]["type"]) == (".metadata.creationTimestamp", "date")
     status_fields = root_schema()["properties"]["status"]["properties"]
     for column in columns:
@@ -300,6 +302,7 @@ def test_status_allows_what_the_operator_writes() -> None:
         "activeColor",
         "activeRevision",
         "lastAttemptedRevision",
+        "lastHandledReconcileAt",
         "observedGeneration",
         "phase",
         "message",
@@ -313,6 +316,7 @@ def test_status_allows_what_the_operator_writes() -> None:
         "activeColor": "green",
         "activeRevision": "a" * 40,
         "lastAttemptedRevision": "b" * 40,
+        "lastHandledReconcileAt": "2024-01-02T03:04:05.123456Z",
         "observedGeneration": 3,
         "phase": "Idle",
         "message": "green serves a",

@@ -157,7 +157,189 @@ CASES = [
      observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE,
               preview=ServiceState("shop-preview", exists=False)), SETTINGS,
      Action.WAIT, GREEN, "WaitingForAvailability"),
+    ("first-release-reuses-a-green-holding-pods", want(H1, C1), observed(green=ready(GREEN, H2, C2)), SETTINGS,
+     Action.APPLY, GREEN, "NewRelease"),
+    ("first-release-ignores-a-scaled-down-green", want(H1, C1), observed(green=cold(GREEN, H2, C2)), SETTINGS,
+     Action.APPLY, BLUE, "NewRelease"),
+    ("first-release-with-both-colours-present-takes-blue", want(H1, C1),
+     observed(ready(BLUE, H3, C3), ready(GREEN, H2, C2)), SETTINGS, Action.APPLY, BLUE, "NewRelease"),
+    ("one-replica-recorded-colour-is-drift", want(H2, C2, replicas=1),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=1), selects=BLUE, recorded=GREEN), SETTINGS,
+     Action.SWITCH, GREEN, "SelectorDrift"),
+    ("broken-source-does-not-restore-an-unavailable-colour", None,
+     observed(rolling(BLUE, H1, C1, 1), ready(GREEN, H2, C2), selects=GREEN, recorded=BLUE), SETTINGS,
+     Action.WAIT, None, "SourceNotReady"),
+    ("broken-source-keeps-the-warm-window", None,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE, recorded=BLUE,
+              scale_down_at=NOW + timedelta(seconds=50)), SETTINGS, Action.WAIT, None, "SourceNotReady"),
+    ("idle-colour-with-other-replicas-is-rescaled", want(H2, C2, replicas=5),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE), SETTINGS,
+     Action.SCALE, GREEN, "ReplicasChanged"),
 ]
+
+
+# What else each rule says: (message, phase, active colour, replicas, requeue_after, scale_down_at, stalled, serving).
+# The message is the Event's and the status's; the rest drives conditions, timers and the scale-down time.
+FULL = {
+    'suspend-freezes-a-new-commit': (
+        'spec.suspend is true: no change is made',
+        Phase.SUSPENDED, BLUE, None, None, None, False, False),
+    'missing-service-stalls': (
+        "Service 'shop' does not exist; create it (the operator only switches its selector)",
+        Phase.DEGRADED, None, None, None, None, True, False),
+    'first-release-applies-blue': (
+        'applying commit 111111111111 to the idle colour blue',
+        Phase.PROGRESSING, None, 3, None, None, False, False),
+    'first-release-waits-for-readiness': (
+        'waiting for blue to become available (1/3 ready, 1 available, 3 updated) before switching',
+        Phase.PROGRESSING, None, None, 580.0, None, False, False),
+    'first-release-switches-when-available': (
+        "switching Service 'shop' to blue (commit 111111111111): all 3 replicas ready and available",
+        Phase.PROGRESSING, BLUE, None, None, NOW + timedelta(seconds=300), False, False),
+    'released-and-settled': (
+        'blue serves commit 111111111111',
+        Phase.HEALTHY, BLUE, None, None, None, False, True),
+    'commit-without-template-change-does-nothing': (
+        'blue serves commit 222222222222',
+        Phase.HEALTHY, BLUE, None, None, None, False, True),
+    'new-template-goes-to-idle-green': (
+        'applying commit 222222222222 to the idle colour green',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'new-template-overwrites-cold-idle': (
+        'applying commit 222222222222 to the idle colour green',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'partly-ready-idle-is-not-switched-to': (
+        'waiting for green to become available (2/3 ready, 2 available, 3 updated) before switching',
+        Phase.PROGRESSING, BLUE, None, 580.0, None, False, False),
+    'old-pods-still-present-is-not-switched-to': (
+        'waiting for green to become available (3/3 ready, 3 available, 3 updated) before switching',
+        Phase.PROGRESSING, BLUE, None, 600.0, None, False, False),
+    'unobserved-generation-is-not-switched-to': (
+        'waiting for green to become available (3/3 ready, 3 available, 3 updated) before switching',
+        Phase.PROGRESSING, BLUE, None, 600.0, None, False, False),
+    'fully-available-idle-is-switched-to': (
+        "switching Service 'shop' to green (commit 222222222222): all 3 replicas ready and available",
+        Phase.PROGRESSING, GREEN, None, None, NOW + timedelta(seconds=300), False, False),
+    'previous-colour-stays-warm': (
+        'green serves commit 222222222222; blue stays warm for instant rollback until '
+        '2026-11-22T12:01:40Z',
+        Phase.HEALTHY, GREEN, None, 100.0, NOW + timedelta(seconds=100), False, True),
+    'previous-colour-scaled-down-after-delay': (
+        'scaling the previous colour blue to 0 (scaleDownDelaySeconds 300s passed)',
+        Phase.HEALTHY, GREEN, 0, None, None, False, True),
+    'zero-delay-scales-down-at-once': (
+        'scaling the previous colour blue to 0 (scaleDownDelaySeconds 0s passed)',
+        Phase.HEALTHY, GREEN, 0, None, None, False, True),
+    'lost-scale-down-time-restarts-the-delay': (
+        'green serves commit 222222222222; blue stays warm for instant rollback until '
+        '2026-11-22T12:05:00Z',
+        Phase.HEALTHY, GREEN, None, 300.0, NOW + timedelta(seconds=300), False, True),
+    'warm-revert-switches-back-at-once': (
+        "switching Service 'shop' to blue (commit 333333333333): all 3 replicas ready and available",
+        Phase.PROGRESSING, BLUE, None, None, NOW + timedelta(seconds=300), False, False),
+    'cold-revert-scales-the-old-colour-up': (
+        'scaling blue (commit 111111111111) to 3 replicas',
+        Phase.PROGRESSING, GREEN, 3, None, None, False, False),
+    'cold-revert-waits-for-readiness': (
+        'waiting for blue to become available (0/3 ready, 0 available, 3 updated) before switching',
+        Phase.PROGRESSING, GREEN, None, 580.0, None, False, False),
+    'deadline-missed-abandons-the-idle-colour': (
+        'green did not become available within 600s (1/3 ready, 1 available, 3 updated); abandoning '
+        'commit 222222222222, traffic stays on blue',
+        Phase.DEGRADED, BLUE, 0, None, None, True, False),
+    'abandoned-template-is-not-retried': (
+        'commit 222222222222 was abandoned on green: it did not become available within 600s; push a '
+        'new commit to try again',
+        Phase.DEGRADED, BLUE, None, None, None, True, False),
+    'next-commit-after-abandon-tries-again': (
+        'applying commit 333333333333 to the idle colour green',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'same-template-in-a-new-commit-after-abandon-retries': (
+        'scaling green (commit 222222222222) to 3 replicas',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'newer-commit-supersedes-release-under-way': (
+        'applying commit 333333333333 to the idle colour green',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'hand-edited-selector-is-corrected': (
+        "switching Service 'shop' to green (commit 222222222222): all 3 replicas ready and available",
+        Phase.PROGRESSING, GREEN, None, None, NOW + timedelta(seconds=300), False, False),
+    'removed-selector-key-is-restored': (
+        "switching Service 'shop' to blue (commit 111111111111): all 3 replicas ready and available",
+        Phase.PROGRESSING, BLUE, None, None, NOW + timedelta(seconds=300), False, False),
+    'selector-edited-away-from-the-recorded-colour-is-restored': (
+        "Service 'shop' selects green; restoring blue",
+        Phase.DEGRADED, BLUE, None, None, None, False, False),
+    'selector-key-removed-from-the-recorded-colour-is-restored': (
+        "Service 'shop' selects no colour; restoring blue",
+        Phase.DEGRADED, BLUE, None, None, None, False, False),
+    'edited-selector-goes-back-even-to-a-degraded-serving-colour': (
+        "Service 'shop' selects green; restoring blue",
+        Phase.DEGRADED, BLUE, None, None, None, False, False),
+    'warm-revert-is-a-rollback-not-drift': (
+        "switching Service 'shop' to blue (commit 333333333333): all 3 replicas ready and available",
+        Phase.PROGRESSING, BLUE, None, None, NOW + timedelta(seconds=300), False, False),
+    'replica-change-scales-the-active-colour': (
+        'scaling the active colour blue from 3 to 5 replicas',
+        Phase.PROGRESSING, BLUE, 5, None, None, False, True),
+    'broken-source-keeps-serving': (
+        'blue keeps serving while the source is not ready',
+        Phase.DEGRADED, BLUE, None, None, None, False, False),
+    'broken-source-still-heals-the-selector': (
+        "Service 'shop' selects green; restoring blue",
+        Phase.DEGRADED, BLUE, None, None, None, False, False),
+    'broken-source-still-scales-down-on-time': (
+        'scaling the previous colour green to 0 (scaleDownDelaySeconds 300s passed)',
+        Phase.DEGRADED, BLUE, 0, None, None, False, False),
+    'broken-source-before-first-release-waits': (
+        'waiting for a valid manifest in git',
+        Phase.PENDING, None, None, None, None, False, False),
+    'preview-follows-the-colour-being-released': (
+        "pointing preview Service 'shop-preview' at the idle colour green",
+        Phase.HEALTHY, BLUE, None, None, None, False, False),
+    'preview-moves-to-the-new-idle-after-switch': (
+        "pointing preview Service 'shop-preview' at the idle colour blue",
+        Phase.HEALTHY, GREEN, None, None, NOW + timedelta(seconds=5), False, True),
+    'missing-preview-service-is-ignored': (
+        'waiting for green to become available (1/3 ready, 1 available, 3 updated) before switching',
+        Phase.PROGRESSING, BLUE, None, 580.0, None, False, False),
+    'first-release-reuses-a-green-holding-pods': (
+        'applying commit 111111111111 to the idle colour green',
+        Phase.PROGRESSING, None, 3, None, None, False, False),
+    'first-release-ignores-a-scaled-down-green': (
+        'applying commit 111111111111 to the idle colour blue',
+        Phase.PROGRESSING, None, 3, None, None, False, False),
+    'first-release-with-both-colours-present-takes-blue': (
+        'applying commit 111111111111 to the idle colour blue',
+        Phase.PROGRESSING, None, 3, None, None, False, False),
+    'one-replica-recorded-colour-is-drift': (
+        "Service 'shop' selects blue; restoring green",
+        Phase.DEGRADED, GREEN, None, None, None, False, False),
+    'broken-source-does-not-restore-an-unavailable-colour': (
+        'green keeps serving while the source is not ready',
+        Phase.DEGRADED, GREEN, None, 300.0, NOW + timedelta(seconds=300), False, False),
+    'broken-source-keeps-the-warm-window': (
+        'blue keeps serving while the source is not ready',
+        Phase.DEGRADED, BLUE, None, 50.0, NOW + timedelta(seconds=50), False, False),
+    'idle-colour-with-other-replicas-is-rescaled': (
+        'scaling green (commit 222222222222) to 5 replicas',
+        Phase.PROGRESSING, BLUE, 5, None, None, False, False),
+}
+
+
+def test_every_rule_has_its_full_plan() -> None:
+    assert set(FULL) == {case[0] for case in CASES}
+
+
+@pytest.mark.parametrize(("desired", "seen", "settings"), [pytest.param(*case[1:4], id=case[0]) for case in CASES])
+def test_full_plan_of_each_rule(request: pytest.FixtureRequest, desired: Desired | None, seen: Observed,
+                                settings: Settings) -> None:
+    result = plan(desired, seen, settings, NOW)
+    message, phase, active, replicas, requeue_after, scale_down_at, stalled, serving = FULL[request.node.callspec.id]
+    assert result.message == message
+    assert (result.phase, result.active, result.replicas, result.stalled, result.serving) == \
+        (phase, active, replicas, stalled, serving)
+    assert result.requeue_after == (pytest.approx(requeue_after) if requeue_after is not None else None)
+    assert result.scale_down_at == scale_down_at
 
 
 @pytest.mark.parametrize(("desired", "seen", "settings", "action", "color", "reason"),

@@ -1,4 +1,10 @@
-"""The bounded release history kept in status: one entry per release attempt, newest first. Pure."""
+"""The bounded release history kept in status: one entry per release attempt, newest first. Pure.
+
+An entry starts ``InProgress`` when a colour is applied or a scaled-down colour is scaled up for the commit,
+and ends ``Succeeded`` (switched to), ``RolledBack`` (switched to a colour brought up for an earlier commit:
+a revert), ``Abandoned`` (missed its progress deadline) or ``Superseded`` (a newer release started first).
+A warm rollback starts and ends in the one switch. At most ``MAX_ENTRIES`` are kept.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from bluegreen.core.timestamps import format_time
 
 MAX_ENTRIES = 20
 IN_PROGRESS = "InProgress"
+STARTING_SCALES = frozenset({"ColdRollback", "Retry"})
+"""Scale-ups that begin a release: a scaled-down colour brought back (a cold revert, or an abandoned template
+tried again by a new commit)."""
 
 
 def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, summary: str, author: str,
@@ -18,7 +27,7 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
     """History after performing ``step`` for ``commit``; unchanged for steps that are not release milestones."""
     entries = [dict(e) for e in history]
     stamp = format_time(now)
-    starts = (step.action is Action.APPLY) or (step.action is Action.SCALE and step.reason == "ColdRollback")
+    starts = step.action is Action.APPLY or (step.action is Action.SCALE and step.reason in STARTING_SCALES)
     if starts:
         _finish_open(entries, "Superseded", stamp)
         entries.insert(0, {"revision": commit, "message": summary, "author": author, "color": str(step.color),

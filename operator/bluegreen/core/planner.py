@@ -29,7 +29,7 @@ release's status says it should be and nothing new is applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -154,11 +154,23 @@ class Plan:
     scale_down_at: datetime | None = None
     active: Color | None = None  # the colour that serves (or is being made to serve) traffic after this plan
     stalled: bool = False
+    """The release cannot go on without a change (in git, in the spec or in the cluster)."""
+    serving: bool = False
+    """The colour the Service selects runs the desired template (rule 3): the release has reached traffic."""
     details: dict[str, str] = field(default_factory=dict)
 
     @property
     def writes(self) -> bool:
         return self.action not in (Action.NONE, Action.WAIT)
+
+    @property
+    def reconciling(self) -> bool:
+        """A release, a rollback or a scale-down is under way: this step writes (apply, scale, switch, scale
+        down) or waits for a colour to become available. Waiting out the warm window is not progress."""
+        return not self.stalled and (self.writes or self.reason == WAITING_FOR_AVAILABILITY)
+
+
+WAITING_FOR_AVAILABILITY = "WaitingForAvailability"
 
 
 def plan(desired: Desired | None, observed: Observed, settings: Settings, now: datetime) -> Plan:
@@ -200,7 +212,11 @@ def _color_running(desired: Desired, observed: Observed) -> Color | None:
 
 
 def _serving(desired: Desired, observed: Observed, settings: Settings, now: datetime, active: Color) -> Plan:
-    """Rule 3: the active colour runs the desired template."""
+    """Rule 3: the active colour runs the desired template (every step of it is ``serving``)."""
+    return replace(_serving_step(desired, observed, settings, now, active), serving=True)
+
+
+def _serving_step(desired: Desired, observed: Observed, settings: Settings, now: datetime, active: Color) -> Plan:
     current = observed.color(active)
     if current.replicas != desired.replicas:
         return Plan(Action.SCALE, "ReplicasChanged",
@@ -280,7 +296,7 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
                     f"({state.describe_progress()}); abandoning commit {desired.commit[:12]}, traffic stays on "
                     f"{active or 'the current pods'}", Phase.DEGRADED, color=target, replicas=0, active=active,
                     scale_down_at=keep, stalled=True)
-    return Plan(Action.WAIT, "WaitingForAvailability",
+    return Plan(Action.WAIT, WAITING_FOR_AVAILABILITY,
                 f"waiting for {target} to become available ({state.describe_progress()}) before switching",
                 Phase.PROGRESSING, color=target, active=active,
                 requeue_after=(deadline - now).total_seconds(), scale_down_at=keep)

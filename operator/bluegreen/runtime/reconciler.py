@@ -27,6 +27,7 @@ from bluegreen.core.planner import Action, Desired, Observed, Phase, Plan, Setti
 from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
+    ANNOTATION_COMMIT,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     Color,
@@ -171,7 +172,10 @@ class Reconciler:
         elif step.action is Action.SCALE:
             assert step.replicas is not None
             starting = step.color != observed.service.color
-            annotations = {ANNOTATION_ROLLOUT_STARTED_AT: stamp, ANNOTATION_ABANDONED_COMMIT: None} if starting else {}
+            annotations: dict[str, str | None] = \
+                {ANNOTATION_ROLLOUT_STARTED_AT: stamp, ANNOTATION_ABANDONED_COMMIT: None} if starting else {}
+            if step.reason == "Retry" and memory.commit is not None:  # the new commit tries the same template again
+                annotations[ANNOTATION_COMMIT] = memory.commit.sha
             self.cluster.scale(release, step.color, step.replicas, annotations)
         elif step.action is Action.SCALE_DOWN:
             self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None})
@@ -231,6 +235,7 @@ class Reconciler:
             "conditions": build_conditions(step, memory.source, run.generation, previous.get("conditions") or [],
                                            now, verified=memory.verified),
             "history": run.history,
+            **_handled(memory),
         }
 
     def _notice(self, run: Pass, step: Plan) -> None:
@@ -260,6 +265,7 @@ class Reconciler:
         status = {
             "observedGeneration": generation, "phase": str(step.phase), "message": message,
             "conditions": build_conditions(step, source, generation, previous.get("conditions") or [], now),
+            **_handled(memory),
         }
         if (reason, message) != memory.last_notice:
             memory.last_notice = (reason, message)
@@ -278,6 +284,12 @@ class Reconciler:
         if step.requeue_after is None:
             return until_fetch
         return min(until_fetch, max(0.0, step.requeue_after))
+
+
+def _handled(memory: Memory) -> dict[str, str]:
+    """``lastHandledReconcileAt``: the last ``bluegreen.dev/reconcile-at`` value whose git check has run (Flux's
+    convention), so tools can wait for a forced check to be handled; absent until one was."""
+    return {"lastHandledReconcileAt": memory.reconcile_token} if memory.reconcile_token is not None else {}
 
 
 def _desired(memory: Memory) -> Desired | None:
