@@ -7,28 +7,46 @@ annotations (the abandoned commit), and both are merge patches by the operator's
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from recording_cluster import Harness
 
 from bluegreen.core.spec import Color, ReleaseRef
+from bluegreen.kube.view import ClusterView
 from bluegreen.kube.writes import KubeWrites
 
 
+class Response:
+    """What ``_preload_content=False`` gives: the object the API server returned, as JSON bytes."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+
+
 class RecordingApi:
-    """Any method call is recorded as (method, args, keyword args) and answers None."""
+    """Any method call is recorded as (method, args, keyword args) and answers with the patched object (its
+    name, namespace and the patch's body: what the view is fed with)."""
 
     def __init__(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
         self.calls = calls
 
     def __getattr__(self, method: str) -> Any:
-        return lambda *args, **kwargs: self.calls.append((method, args, kwargs))
+        def call(*args: Any, **kwargs: Any) -> Response:
+            self.calls.append((method, args, kwargs))
+            name, namespace, patch = args[0], args[1], args[2]
+            meta = {"name": name, "namespace": namespace, "uid": f"uid-{name}",
+                    "resourceVersion": str(len(self.calls)),
+                    "labels": {"bluegreen.dev/release": name.rsplit("-", 1)[0]}}
+            return Response({"metadata": meta, **{k: v for k, v in patch.items() if k != "metadata"}})
+        return call
 
 
 def writes() -> tuple[KubeWrites, list[tuple[str, tuple[Any, ...], dict[str, Any]]]]:
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
     kube = KubeWrites.__new__(KubeWrites)  # no ApiClient: the typed APIs are replaced by recorders
     kube.apps = kube.core = kube.custom = RecordingApi(calls)  # type: ignore[assignment]
+    kube.view = ClusterView()
     return kube, calls
 
 
