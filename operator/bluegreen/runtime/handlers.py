@@ -4,6 +4,8 @@
   its ``bluegreen.dev/reconcile-at`` annotation changed);
 - events of the colour Deployments (label ``bluegreen.dev/release``) and of Services queue the releases
   they belong to, so a cut-over follows the last pod becoming ready within a fraction of a second;
+- git is read by the fetch scheduler (``runtime.fetcher``) on its own threads; it queues a release when its
+  result changed;
 - with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
   startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
@@ -13,6 +15,7 @@ deleting a release never needs the operator.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -28,6 +31,7 @@ from bluegreen.kube.client import load_api_client
 from bluegreen.kube.cluster import KubeCluster
 from bluegreen.logs import get_logger
 from bluegreen.runtime.controller import Controller
+from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -64,11 +68,20 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
-    reconciler = Reconciler(cluster, source, CommitVerifier())
+    verifier = CommitVerifier()
+    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")))
+    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")))
     controller.start()
+    loop = asyncio.get_running_loop()
+
+    def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
+        loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
+
+    fetcher.start(queue)
     memo.controller = controller
+    memo.fetcher = fetcher
     config: WebhookConfig | None = getattr(memo, "webhook_config", None)
     if config is not None:
         secret = SecretFile(config.secret_file)
@@ -102,6 +115,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     server: WebhookServer | None = getattr(memo, "webhook", None)
     if server is not None:
         await server.stop()
+    fetcher: FetchScheduler | None = getattr(memo, "fetcher", None)
+    if fetcher is not None:
+        await asyncio.to_thread(fetcher.stop)
     controller: Controller | None = getattr(memo, "controller", None)
     if controller is not None:
         await controller.stop()
