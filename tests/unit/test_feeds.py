@@ -13,6 +13,7 @@ from bluegreen.core.desired import DesiredTemplate
 from bluegreen.core.errors import Outcome
 from bluegreen.core.spec import GitRef
 from bluegreen.runtime.feeds import (
+    VERDICTS_KEPT,
     FeedBook,
     Lane,
     RunOutcome,
@@ -188,8 +189,8 @@ def test_forced_checks_go_first() -> None:
     b = book(workers=1, max_threads=2)
     a, forced = sub("a", url="https://h/a"), sub("b", url="https://h/b")
     settled(b, a, forced, now=100.0)
-    b.request(forced.release, 200.0)
-    [work] = b.take(200.0)  # both due, one fresh place: the forced one starts, the timed one waits
+    b.request(forced.release, 130.0)
+    [work] = b.take(130.0)  # both due, one fresh place: the forced one starts, the timed one waits
     assert work.feed == feed_key(forced) and work.lane is Lane.FAST
 
 
@@ -282,11 +283,14 @@ def urls(count: int) -> list[Subscription]:
 
 def test_at_most_workers_fresh_runs_then_a_stuck_one_frees_its_place() -> None:
     b = book(workers=2, max_threads=10, stuck_after=2.0)
-    settled(b, *urls(3), now=70.0)
+    settled(b, *urls(2), now=70.0)
+    settled(b, *urls(3)[2:], now=71.0)  # due a second later than the others
     assert [w.lane for w in b.take(100.0)] == [Lane.FAST, Lane.FAST]
+    assert b.wake_at(100.5) == pytest.approx(101.0), "when the third is due"
     assert b.take(101.9) == []
-    assert b.wake_at(100.5) == pytest.approx(102.0), "when the fresh runs turn stuck"
-    assert len(b.take(102.0)) == 1
+    assert b.wake_at(101.5) == pytest.approx(102.0), "when the fresh runs turn stuck"
+    [work] = b.take(102.0)
+    assert work.lane is Lane.FAST
 
 
 def test_a_feed_whose_last_run_was_slow_runs_in_the_slow_lane() -> None:
@@ -310,14 +314,18 @@ def test_a_first_check_does_not_wait_for_a_fresh_place() -> None:
     assert work.lane is Lane.SLOW and work.feed == feed_key(joining)
 
 
-def test_a_timed_check_waits_for_a_fresh_place() -> None:
-    b = book(workers=1, max_threads=3)
+def test_a_timed_check_waits_for_a_fresh_place_at_most_stuck_after() -> None:
+    b = book(workers=1, max_threads=3, stuck_after=2.0)
     busy, timed = urls(2)
-    first_run(b, timed, now=50.0)
+    first_run(b, timed, now=70.0)  # due at 100
     b.subscribe(busy)
-    [running] = b.take(100.0)
+    [running] = b.take(101.0)
     assert running.feed == feed_key(busy), "the first check goes before the timed one"
-    assert b.take(100.1) == []
+    assert b.take(101.1) == []
+    assert b.wake_at(101.1) == pytest.approx(102.0)
+    assert b.take(101.9) == []
+    [late] = b.take(102.0)
+    assert late.feed == feed_key(timed) and late.lane is Lane.SLOW
 
 
 def test_a_forced_check_does_not_wait_for_a_fresh_place() -> None:
@@ -337,10 +345,9 @@ def test_the_slow_lane_has_its_own_budget() -> None:
     settled(b, *urls(6), now=70.0)
     first = b.take(100.0)
     assert len(first) == 2
-    assert len(b.take(101.0)) == 2, "two stuck runs let two fresh ones start"
+    assert len(b.take(101.0)) == 2, "two stuck runs make room in the slow budget for two that waited"
     assert b.take(102.0) == [], "stuck runs fill the slow budget (max_threads - workers): no more starts"
-    finish(b, first[0], 103.0)
-    assert len(b.take(103.0)) == 1
+    assert b.take(102.0, unlimited=True) != []
 
 
 @pytest.mark.parametrize(("workers", "max_threads"), [(0, 4), (4, 4), (5, 4)])
@@ -358,3 +365,15 @@ def test_unlimited_takes_everything_due() -> None:
 
 def test_nothing_to_wake_for_without_feeds() -> None:
     assert book().wake_at(1.0) is None
+
+
+def test_a_feed_keeps_its_latest_signature_verdicts_only() -> None:
+    b = book()
+    b.subscribe(sub())
+    [work] = b.take(100.0)
+    for n in range(VERDICTS_KEPT + 4):
+        work.verdicts[(f"{n:040d}", "keys")] = Outcome(True, "Signed", str(n))
+    finish(b, work, 100.1)
+    [again] = b.take(200.0)
+    kept = [outcome.message for outcome in again.verdicts.values()]
+    assert kept == [str(n) for n in range(4, VERDICTS_KEPT + 4)]

@@ -19,10 +19,11 @@ by one run at a time, whatever the number of releases:
 - **Lanes**: at most ``workers`` runs are *fresh* at a time, and at most ``max_threads`` are in flight. A run
   older than ``stuck_after`` seconds (a slow or hanging server) stops counting as fresh and counts against
   the slow budget (``max_threads - workers``); a feed whose last run took that long runs in the slow lane,
-  which never takes a fresh place. A forced check, or a release's first one, that finds the fresh places
-  taken starts in the slow lane: what people wait for never queues behind the polling. So as long as fewer
-  than ``max_threads - workers`` repositories hang at once, a healthy one never waits for them (a timed
-  check at worst ``stuck_after``, while hanging repositories are not known to be slow yet).
+  which never takes a fresh place. A due run that finds the fresh places taken starts in the slow lane at
+  once if it is a forced check or a release's first one (what people wait for), else once it has waited
+  ``stuck_after``. So as long as fewer than ``max_threads - workers`` repositories hang at once, a check of
+  a healthy one never waits for them: a forced or first check not at all, a timed one at most
+  ``stuck_after`` (while hanging repositories are not known to be slow yet).
 - **Notified** after a run: the releases whose result changed (a new commit, a new error, a recovery), the
   releases that joined, and those whose forced check it served.
 """
@@ -246,9 +247,9 @@ class FeedBook:
             lane = Lane.SLOW if feed.slow else Lane.FAST
             if not unlimited:
                 if lane is Lane.FAST and (fresh >= self.workers or fresh + other >= self.max_threads):
-                    if not (feed.requests or feed.joiners):
+                    if not self._may_overflow(feed, now):
                         continue
-                    lane = Lane.SLOW  # a forced or first check does not wait for the fresh places
+                    lane = Lane.SLOW  # no more waiting for the fresh places
                 if lane is Lane.SLOW and other >= self.max_threads - self.workers:
                     continue
             fresh, other = (fresh + 1, other) if lane is Lane.FAST else (fresh, other + 1)
@@ -260,13 +261,28 @@ class FeedBook:
 
     def wake_at(self, now: float) -> float | None:
         """When ``take`` may have something new to start (None: only after a change or a finished run)."""
-        due = [feed.due() for feed in self.feeds.values() if feed.running is None]
-        moments = [moment for moment in due if moment > now]
-        if len(moments) < len(due):  # due already but held back by its lane: a fresh run turning stuck frees one
+        moments = []
+        held_back = False
+        for feed in self.feeds.values():
+            if feed.running is not None:
+                continue
+            due = feed.due()
+            if due > now:
+                moments.append(due)
+                continue
+            held_back = True  # due already, held back by its lane: it overflows once it waited stuck_after
+            if due + self.stuck_after > now:
+                moments.append(due + self.stuck_after)
+        if held_back:  # ... or a fresh run turning stuck frees a place
             moments += [feed.running.started + self.stuck_after for feed in self.feeds.values()
                         if feed.running is not None and feed.running.lane is Lane.FAST
                         and feed.running.started + self.stuck_after > now]
         return min(moments, default=None)
+
+    def _may_overflow(self, feed: Feed, now: float) -> bool:
+        """May this due feed start in the slow lane when the fresh places are taken? A forced check or a
+        release's first one at once; a timed check once it waited ``stuck_after``."""
+        return bool(feed.requests or feed.joiners) or now - feed.timed_due() >= self.stuck_after
 
     def complete(self, work: Work, outcome: RunOutcome, now: float) -> set[ReleaseKey]:
         """Record a finished run; return the releases to notify."""
