@@ -328,6 +328,23 @@ def test_a_timed_check_waits_for_a_fresh_place_at_most_stuck_after() -> None:
     assert late.feed == feed_key(timed) and late.lane is Lane.SLOW
 
 
+def test_a_slow_feed_stays_slow_until_a_check_that_contacts_the_remote_is_quick() -> None:
+    b = book(workers=1, max_threads=4, stuck_after=2.0)
+    hanging = urls(1)[0]
+    b.subscribe(hanging)
+    [work] = b.take(100.0)
+    finish(b, work, 110.0)  # hung for ten seconds
+    b.subscribe(sub("joiner", url=hanging.url))
+    [join] = b.take(110.0)
+    assert not join.contacts and join.lane is Lane.SLOW
+    finish(b, join, 110.1)  # answered from the mirror at once
+    [timed] = b.take(130.0)
+    assert timed.contacts and timed.lane is Lane.SLOW, "still slow"
+    finish(b, timed, 130.1)
+    [quick] = b.take(160.1)
+    assert quick.lane is Lane.FAST, "a quick contact makes it fast again"
+
+
 def test_a_forced_check_does_not_wait_for_a_fresh_place() -> None:
     b = book(workers=1, max_threads=3)
     busy, forced = urls(2)

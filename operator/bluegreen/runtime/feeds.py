@@ -123,6 +123,8 @@ class Work:
     started: float
     lane: Lane
     verdicts: dict[tuple[str, str], Outcome] = field(compare=False)
+    contacts: bool = True
+    """Whether ``not_before`` asks for a fresh remote contact (a timed or forced check, or the first one)."""
     """The feed's signature verdicts by (commit, trusted keys): written only by its one run in flight."""
 
 
@@ -253,9 +255,10 @@ class FeedBook:
                 if lane is Lane.SLOW and other >= self.max_threads - self.workers:
                     continue
             fresh, other = (fresh + 1, other) if lane is Lane.FAST else (fresh, other + 1)
+            contacts = bool(feed.requests) or now >= feed.timed_due()
             feed.running = Work(feed.key, tuple(feed.subscribers.values()),
                                 {k: self.results[k] for k in feed.subscribers if k in self.results},
-                                feed.not_before(now), now, lane, feed.verdicts)
+                                feed.not_before(now), now, lane, feed.verdicts, contacts)
             started.append(feed.running)
         return started
 
@@ -290,8 +293,14 @@ class FeedBook:
         if feed is None or feed.running is not work:  # everyone left meanwhile
             return set()
         feed.running = None
-        feed.slow = now - work.started > self.stuck_after
-        feed.base = outcome.refreshed_at if outcome.refreshed_at is not None else work.started
+        if now - work.started > self.stuck_after:
+            feed.slow = True
+        elif work.contacts:  # a quick answer from the mirror alone proves nothing about the server
+            feed.slow = False
+        if outcome.refreshed_at is not None:
+            feed.base = outcome.refreshed_at
+        elif work.contacts or feed.base is None:  # it failed; an answer from the mirror alone keeps the timer
+            feed.base = work.started
         feed.jitter = self._draw()
         while len(feed.verdicts) > VERDICTS_KEPT:
             del feed.verdicts[next(iter(feed.verdicts))]

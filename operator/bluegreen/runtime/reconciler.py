@@ -69,7 +69,8 @@ class Reconciler:
         self.cluster = cluster
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
-        self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True)
+        self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
+                                                 random=lambda: 0.0)  # inline: no jitter, checks exactly on time
         self.sources = SourceStep(self.fetcher, monotonic)
         self._memory: dict[tuple[str, str], Memory] = {}
         self._guard = threading.Lock()
