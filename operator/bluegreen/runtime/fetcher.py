@@ -71,7 +71,7 @@ class FetchScheduler:
     def subscribe(self, sub: Subscription) -> None:
         with self._cond:
             if self.book.subscribe(sub):
-                self._cond.notify_all()
+                self._start_due()
 
     def unsubscribe(self, namespace: str, name: str) -> None:
         with self._cond:
@@ -81,7 +81,7 @@ class FetchScheduler:
         """Check git for this release's feed now, against a remote no older than ``at`` (monotonic)."""
         with self._cond:
             if self.book.request((namespace, name), at):
-                self._cond.notify_all()
+                self._start_due()
 
     def result(self, namespace: str, name: str) -> SourceResult | None:
         """The latest result for the release's current subscription (None: its first check is not done)."""
@@ -121,13 +121,22 @@ class FetchScheduler:
     def _dispatch(self) -> None:
         with self._cond:
             while not self._stopping:
-                now = self.monotonic()
-                for work in self.book.take(now):
-                    self._in_flight += 1
-                    threading.Thread(target=self._run, args=(work,), name="bluegreen-fetch", daemon=True).start()
+                now = self._start_due()
                 wake = self.book.wake_at(now)
                 timeout = IDLE_WAKE_SECONDS if wake is None else min(IDLE_WAKE_SECONDS, max(0.0, wake - now))
                 self._cond.wait(timeout)
+
+    def _start_due(self) -> float:
+        """Start the runs that are due now, each on a thread of its own (called with the lock held): from the
+        dispatcher, and straight from a subscription or a request, which saves a thread hop on a push."""
+        now = self.monotonic()
+        if self._dispatcher is None or self._stopping:  # inline, or not started: nothing runs by itself
+            return now
+        for work in self.book.take(now):
+            self._in_flight += 1
+            threading.Thread(target=self._run, args=(work,), name="bluegreen-fetch", daemon=True).start()
+        self._cond.notify_all()  # the dispatcher recomputes when to wake
+        return now
 
     def _run(self, work: Work) -> None:
         try:
