@@ -24,7 +24,7 @@ from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import Color, GitRef, ReleaseRef
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.reconciler import Reconciler
-from bluegreen.runtime.source_step import FIRST_RESULT_GRACE
+from bluegreen.runtime.source_step import FIRST_RESULT_GRACE, FORCED_CHECK_HOLD
 from bluegreen.verify.verifier import CommitVerifier
 
 MANIFEST = b"""apiVersion: apps/v1
@@ -254,3 +254,28 @@ def test_a_deleted_release_leaves_its_feed(world: World) -> None:
     reconciler.reconcile(body())
     reconciler.forget("shop", "shop")
     assert reconciler.fetcher.book.feeds == {} and reconciler.fetcher.result("shop", "shop") is None
+
+
+def test_a_pass_defers_to_a_forced_check_under_way_for_a_moment() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)  # runs only when told here
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher)
+    reconciler.reconcile(body())
+    fetcher.run_due()
+    reconciler.reconcile(body())
+    assert len(cluster.applied) == 1
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    source.version = "v2"
+    writes = len(cluster.events)
+    assert reconciler.reconcile(forced) == pytest.approx(FORCED_CHECK_HOLD), "it stops: the check queues it again"
+    assert len(cluster.events) == writes and len(cluster.applied) == 1
+    fetcher.run_due()
+    assert reconciler.reconcile(forced) is not None and len(cluster.applied) == 2, "the check's result is released"
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "2"
+    reconciler.reconcile(forced)
+    clock.now += FORCED_CHECK_HOLD
+    source.version = "v3"
+    reconciler.reconcile(forced)
+    assert len(cluster.applied) == 2 and cluster.status["lastAttemptedRevision"] == (b"v2".hex() * 40)[:40], \
+        "a check that takes longer holds the pass no more: it goes on with what it has"

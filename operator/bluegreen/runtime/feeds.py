@@ -231,6 +231,11 @@ class FeedBook:
     def result(self, release: ReleaseKey) -> SourceResult | None:
         return self.results.get(release)
 
+    def requested_at(self, release: ReleaseKey) -> float | None:
+        """When ``release`` asked for a forced check that no run has served yet (None: it did not)."""
+        sub = self.subscriptions.get(release)
+        return None if sub is None else self.feeds[feed_key(sub)].requests.get(release)
+
     def due_at(self, release: ReleaseKey) -> float | None:
         """When the feed of ``release`` runs next (None: not subscribed)."""
         sub = self.subscriptions.get(release)

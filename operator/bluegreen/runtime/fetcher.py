@@ -88,6 +88,11 @@ class FetchScheduler:
         with self._cond:
             return self.book.result((namespace, name))
 
+    def requested_at(self, namespace: str, name: str) -> float | None:
+        """When the release asked for a forced check that is not done yet (None: no such check)."""
+        with self._cond:
+            return self.book.requested_at((namespace, name))
+
     def in_flight(self) -> int:
         """Runs under way now (for tests and metrics)."""
         with self._cond:

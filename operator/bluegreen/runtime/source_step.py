@@ -3,10 +3,12 @@
 Git is never read here (``runtime.fetcher`` does it on its own threads), so the step never blocks: it
 (re)subscribes the release with what its spec names, asks for a check now when the
 ``bluegreen.dev/reconcile-at`` annotation changed or the release was resumed, and takes the latest result
-(commit, manifest, signature verdict) into the release's memory. When there is none yet, the memory keeps
-what it had; a release that never had one waits up to ``FIRST_RESULT_GRACE`` seconds for its first check
-(so a new or restarted release does not report ``NotFetched`` for the milliseconds a check takes), then
-reports ``NotFetched`` until it arrives. A suspended release is unsubscribed: no git traffic, nothing new.
+(commit, manifest, signature verdict) into the release's memory. While a forced check of the release is
+under way (for up to ``FORCED_CHECK_HOLD``), the pass stops there: the check's end queues it again, so a push
+or a ``bluegreen reconcile`` costs no pass on stale data beside the fetch. When there is no result yet, the
+memory keeps what it had; a release that never had one waits up to ``FIRST_RESULT_GRACE`` seconds for its
+first check (so a new or restarted release does not report ``NotFetched`` for the milliseconds a check
+takes), then reports ``NotFetched`` until it arrives. A suspended release is unsubscribed: no git traffic.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from bluegreen.runtime.memory import NOT_FETCHED, Memory
 
 FIRST_RESULT_GRACE: Final = 5.0
 """Seconds a release without any git result waits for its first check before it reports ``NotFetched``."""
+FORCED_CHECK_HOLD: Final = 1.0
+"""Seconds a pass defers to a forced check of its release under way (a push, ``reconcile-at``): it stops after
+the source step, and the scheduler queues the release again the moment the check is done."""
 
 
 class SourceStep:
@@ -53,6 +58,9 @@ class SourceStep:
         result = self.fetcher.result(release.namespace, release.name)
         if result is not None:
             adopt(memory, result)
+            asked = self.fetcher.requested_at(release.namespace, release.name)
+            if asked is not None and now - asked < FORCED_CHECK_HOLD:
+                return FORCED_CHECK_HOLD - (now - asked)  # its result comes at once: no pass on stale data
             return None
         if memory.source.reason != NOT_FETCHED:
             return None  # the source changed: go on with what was read before until its first check is in
