@@ -394,3 +394,61 @@ def test_a_feed_keeps_its_latest_signature_verdicts_only() -> None:
     [again] = b.take(200.0)
     kept = [outcome.message for outcome in again.verdicts.values()]
     assert kept == [str(n) for n in range(4, VERDICTS_KEPT + 4)]
+
+
+def test_the_latest_request_of_any_release_decides() -> None:
+    b = book()
+    first_run(b, sub("a"), sub("b"), now=100.0)
+    b.request(("ns", "b"), 104.0)
+    b.request(("ns", "a"), 103.0)
+    [work] = b.take(104.5)
+    assert work.not_before == 104.0
+
+
+def test_one_take_starts_no_more_fresh_runs_than_workers() -> None:
+    b = book(workers=2, max_threads=10)
+    settled(b, *urls(5), now=70.0)
+    assert len(b.take(100.0)) == 2
+
+
+def test_wake_at_names_the_next_due_feed_when_nothing_is_held_back() -> None:
+    b = book(workers=1, max_threads=4, stuck_after=2.0)
+    later, running = urls(2)
+    settled(b, later, now=100.0)  # due at 130
+    b.subscribe(running)
+    assert len(b.take(100.0)) == 1
+    assert b.wake_at(100.5) == pytest.approx(130.0), "no run is held back: the fresh run turning stuck is no news"
+
+
+def test_wake_at_waits_for_a_lone_run_to_finish() -> None:
+    b = book()
+    b.subscribe(sub())
+    b.take(100.0)
+    assert b.wake_at(100.5) is None
+
+
+def test_wake_at_for_a_check_held_back_from_the_moment_it_is_due() -> None:
+    b = book(workers=1, max_threads=4, stuck_after=2.0)
+    timed, busy = urls(2)
+    settled(b, timed, now=71.0)  # due at 101
+    b.subscribe(busy)
+    b.take(100.0)
+    assert b.take(101.0) == []
+    assert b.wake_at(101.0) == pytest.approx(102.0), "when the busy one turns stuck (before the 103 overflow)"
+
+
+def test_a_run_of_exactly_stuck_after_is_not_slow() -> None:
+    b = book(workers=1, max_threads=4, stuck_after=2.0)
+    b.subscribe(sub())
+    [work] = b.take(100.0)
+    finish(b, work, 102.0)
+    [timed] = b.take(200.0)
+    assert timed.lane is Lane.FAST
+
+
+def test_a_run_without_a_result_for_someone_leaves_their_result_alone() -> None:
+    b = book()
+    first_run(b, sub("a"), sub("b"), now=100.0)
+    [work] = b.take(130.0)
+    assert finish(b, work, 130.1, {("ns", "a"): ok("c" * 40)}) == {("ns", "a")}
+    assert b.result(("ns", "b")) == ok()
