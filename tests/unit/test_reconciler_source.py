@@ -279,3 +279,21 @@ def test_a_pass_defers_to_a_forced_check_under_way_for_a_moment() -> None:
     reconciler.reconcile(forced)
     assert len(cluster.applied) == 2 and cluster.status["lastAttemptedRevision"] == (b"v2".hex() * 40)[:40], \
         "a check that takes longer holds the pass no more: it goes on with what it has"
+
+
+def test_a_pass_does_not_ask_again_for_the_check_the_controller_just_asked_for() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher)
+    reconciler.reconcile(body())
+    fetcher.run_due()
+    clock.now += 1
+    reconciler.request_check("shop", "shop", clock.now)  # what Controller.upsert does on a new reconcile-at
+    asked = clock.now
+    clock.now += 0.5
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    reconciler.reconcile(forced)
+    assert fetcher.requested_at("shop", "shop") == asked
+    fetcher.run_due()
+    assert len(source.calls) == 2 and source.calls[1]["not_before"] == asked, "one check for the one request"

@@ -194,6 +194,8 @@ class FeedBook:
         self.feeds: dict[FeedKey, Feed] = {}
         self.subscriptions: dict[ReleaseKey, Subscription] = {}
         self.results: dict[ReleaseKey, SourceResult] = {}
+        self.asked: dict[ReleaseKey, float] = {}
+        """The latest forced check each release asked for, served or not."""
 
     # ---- what the passes say --------------------------------------------------------------------
     def subscribe(self, sub: Subscription) -> bool:
@@ -215,6 +217,7 @@ class FeedBook:
         return True
 
     def unsubscribe(self, release: ReleaseKey) -> None:
+        self.asked.pop(release, None)
         old = self.subscriptions.pop(release, None)
         if old is not None:
             self._leave(old)
@@ -226,13 +229,17 @@ class FeedBook:
             return False
         feed = self.feeds[feed_key(sub)]
         feed.requests[release] = max(at, feed.requests.get(release, at))
+        self.asked[release] = max(at, self.asked.get(release, at))
         return True
 
     def result(self, release: ReleaseKey) -> SourceResult | None:
         return self.results.get(release)
 
-    def requested_at(self, release: ReleaseKey) -> float | None:
-        """When ``release`` asked for a forced check that no run has served yet (None: it did not)."""
+    def requested_at(self, release: ReleaseKey, *, served: bool = False) -> float | None:
+        """When ``release`` last asked for a forced check that no run has served yet (None: none), or with
+        ``served`` one served or not."""
+        if served:
+            return self.asked.get(release)
         sub = self.subscriptions.get(release)
         return None if sub is None else self.feeds[feed_key(sub)].requests.get(release)
 

@@ -88,10 +88,11 @@ class FetchScheduler:
         with self._cond:
             return self.book.result((namespace, name))
 
-    def requested_at(self, namespace: str, name: str) -> float | None:
-        """When the release asked for a forced check that is not done yet (None: no such check)."""
+    def requested_at(self, namespace: str, name: str, *, served: bool = False) -> float | None:
+        """When the release asked for a forced check that is not done yet (None: no such check); with
+        ``served``, its latest forced check, done or not."""
         with self._cond:
-            return self.book.requested_at((namespace, name))
+            return self.book.requested_at((namespace, name), served=served)
 
     def in_flight(self) -> int:
         """Runs under way now (for tests and metrics)."""

@@ -51,7 +51,8 @@ class SourceStep:
         memory.reconcile_token = token
         now = self.monotonic()
         self.fetcher.subscribe(Subscription.of(release, spec))
-        if forced:
+        asked = self.fetcher.requested_at(release.namespace, release.name, served=True)
+        if forced and (asked is None or now - asked >= FORCED_CHECK_HOLD):  # else the controller asked already
             self.fetcher.request_check(release.namespace, release.name, now)
         if self.fetcher.inline:
             self.fetcher.run_due()
