@@ -88,11 +88,12 @@ def test_repr_names_the_fields_that_are_set_and_no_value() -> None:
     assert repr(Credentials()) == "Credentials(none set)"
 
 
-def test_setting_gate_never_mixes_values_and_lets_equal_ones_share() -> None:
+def test_setting_gate_never_mixes_values_lets_equal_ones_share_and_never_waits() -> None:
     gate = SettingGate()
     active: list[str] = []
     overlaps: list[tuple[str, ...]] = []
     mixed: list[tuple[str, ...]] = []
+    refused: list[str] = []
     log_lock = threading.Lock()
     current: list[str] = []
 
@@ -101,7 +102,11 @@ def test_setting_gate_never_mixes_values_and_lets_equal_ones_share() -> None:
         return lambda: current.remove(value)
 
     def work(value: str) -> None:
-        with gate.hold(value, lambda: setup(value)):  # type: ignore[arg-type, return-value]
+        with gate.hold(value, lambda: setup(value)) as held:  # type: ignore[arg-type, return-value]
+            if not held:
+                with log_lock:
+                    refused.append(value)
+                return
             with log_lock:
                 active.append(value)
                 if len(set(active)) > 1 or current != [value]:
@@ -119,4 +124,30 @@ def test_setting_gate_never_mixes_values_and_lets_equal_ones_share() -> None:
         thread.join(timeout=30)
     assert mixed == []
     assert overlaps  # holders of one value did run together
+    assert refused, "a value other than the one held is refused"
     assert current == []  # every setup was cleaned up
+
+
+def test_setting_gate_refuses_another_value_at_once_while_a_holder_hangs() -> None:
+    gate = SettingGate()
+    cleaned: list[str] = []
+    answers: list[tuple[bool, float]] = []
+
+    def other(value: str) -> None:
+        started = time.monotonic()
+        with gate.hold(value, lambda: lambda: cleaned.append(value)) as held:
+            answers.append((held, time.monotonic() - started))
+
+    with gate.hold("a", lambda: lambda: cleaned.append("a")) as held:
+        assert held
+        for value in ("b", "a"):
+            thread = threading.Thread(target=other, args=(value,))
+            thread.start()
+            thread.join(timeout=2)
+            assert not thread.is_alive(), f"{value!r} waited for the holder of 'a'"
+        assert cleaned == [], "the setting stays while 'a' is held"
+    assert [held for held, _ in answers] == [False, True]
+    assert cleaned == ["a"], "cleaned up once, by the last holder to leave"
+    with gate.hold("c", lambda: lambda: cleaned.append("c")) as held:
+        assert held, "once everyone left, any value can be set"
+    assert cleaned == ["a", "c"]

@@ -255,6 +255,36 @@ def test_ssh_calls_with_different_known_hosts_run_side_by_side(
             server.stop()
 
 
+def test_an_ssh_server_that_hangs_delays_no_fetch_that_trusts_other_host_keys(
+    cache_dir: Path, origin: GitRepo, silent_port: int, ssh_server: gitservers.SshServer, ssh_keys: SshKeys
+) -> None:
+    """A fetch hanging on a silent SSH server holds the process-wide homedir for its known_hosts until the
+    timeout; a fetch that needs other known_hosts does not wait for it: it runs in a child process."""
+    source = GitSource(cache_dir, timeout_seconds=8.0)
+    silent_line = ssh_server.known_hosts_line.replace(f"[127.0.0.1]:{ssh_server.port}", f"[127.0.0.1]:{silent_port}")
+    silent = Credentials(ssh_identity=ssh_keys.client.private, known_hosts=silent_line.encode())
+    outcome: list[tuple[str, float]] = []
+
+    def hang() -> None:
+        err, elapsed = timed_error(lambda: source.fetch(f"ssh://git@127.0.0.1:{silent_port}/x.git", MAIN,
+                                                        credentials=silent))
+        outcome.append((err.reason, elapsed))
+
+    hanging = threading.Thread(target=hang)
+    hanging.start()
+    time.sleep(0.5)  # the hanging fetch holds the homedir now
+    started = time.monotonic()
+    info = source.fetch(ssh_server.url(REPO), MAIN, credentials=ssh_creds(ssh_server, ssh_keys.client))
+    elapsed = time.monotonic() - started
+    still_hanging = hanging.is_alive()
+    hanging.join(timeout=30)
+    print(f"fetch beside a hanging SSH fetch: {elapsed:.2f}s; the hanging one ended after {outcome[0][1]:.1f}s")
+    assert info.sha == origin.head()
+    assert still_hanging, "the other fetch must have run while the silent server held its connection"
+    assert elapsed < 4, f"the fetch waited {elapsed:.1f}s for the hanging one"
+    assert outcome[0][0] == "RepositoryUnreachable"
+
+
 # --- HTTPS -------------------------------------------------------------------------------------------------
 
 

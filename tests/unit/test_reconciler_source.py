@@ -1,9 +1,11 @@
-"""When and how the reconciler reads git, with fakes behind its two Protocols (a pure unit: no cluster, no git).
+"""When and how a release's git source is read, with fakes behind the Protocols (a pure unit: no cluster, no git).
 
-The real cluster and git are exercised end to end in tests/e2e; here the timing rules are pinned: one look
-per interval (aligned with a shared mirror's refresh), a push webhook or the reconcile-at annotation forces
-a look, credentials are read from the Secret on every look, and a transient failure keeps the last good
-manifest while a permanent one holds.
+The reconciler here uses an inline fetch scheduler (checks run in the pass, due by the scheduler's rules), or
+one that is never started, to see what a pass does before any check is done. The real cluster, git and the
+scheduler's threads are exercised in tests/e2e; here the rules are pinned: one look per interval, a push
+webhook, the reconcile-at annotation or a resume forces a look, nothing is read while suspended, credentials
+are read from the Secret on every look, a transient failure keeps the last good manifest while a permanent
+one holds, and a release without any result waits a moment, then says NotFetched.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from bluegreen.core.credentials import Credentials
 from bluegreen.core.errors import SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import Color, GitRef, ReleaseRef
+from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.reconciler import Reconciler
+from bluegreen.runtime.source_step import FIRST_RESULT_GRACE, FORCED_CHECK_HOLD
 from bluegreen.verify.verifier import CommitVerifier
 
 MANIFEST = b"""apiVersion: apps/v1
@@ -113,7 +117,8 @@ def body(**source: Any) -> dict[str, Any]:
 @pytest.fixture
 def world() -> tuple[Reconciler, FakeCluster, FakeSource, Clock]:
     cluster, source, clock = FakeCluster(), FakeSource(), Clock()
-    return Reconciler(cluster, source, CommitVerifier(), monotonic=clock), cluster, source, clock
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock, random=lambda: 0.0, inline=True)
+    return Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher), cluster, source, clock
 
 
 def test_git_is_read_once_per_interval(world: tuple[Reconciler, FakeCluster, FakeSource, Clock]) -> None:
@@ -125,7 +130,9 @@ def test_git_is_read_once_per_interval(world: tuple[Reconciler, FakeCluster, Fak
     clock.now += 25
     reconciler.reconcile(body())
     assert len(source.calls) == 2
-    assert source.calls[1]["not_before"] == pytest.approx(clock.now - 30), "a refresh within the interval will do"
+    assert source.calls[1]["not_before"] == pytest.approx(clock.now - 15), "a contact in the last half interval will do"
+    reconciler.reconcile(body())
+    assert len(source.calls) == 2, "the next look is an interval after this one"
 
 
 def test_a_push_webhook_forces_a_look_no_older_than_the_push(
@@ -197,3 +204,96 @@ def test_an_unsigned_commit_is_never_applied(world: tuple[Reconciler, FakeCluste
     verified = next(c for c in cluster.status["conditions"] if c["type"] == "SourceVerified")
     assert (verified["status"], verified["reason"]) == ("False", "Unsigned")
     assert any(reason == "Unsigned" for _, reason, _ in cluster.events)
+
+
+def test_a_resume_forces_a_look_and_nothing_is_read_while_suspended(world: World) -> None:
+    reconciler, cluster, source, clock = world
+    reconciler.reconcile(body())
+    suspended = body()
+    suspended["spec"]["suspend"] = True
+    source.version = "v2"
+    for _ in range(3):
+        clock.now += 31
+        reconciler.reconcile(suspended)
+    assert len(source.calls) == 1, "a suspended release reads nothing"
+    assert len(cluster.applied) == 1
+    clock.now += 1
+    reconciler.reconcile(body())
+    assert len(source.calls) == 2 and source.calls[1]["not_before"] == clock.now, "resuming checks git at once"
+    assert len(cluster.applied) == 2 and "shop:v2" in repr(cluster.applied[1])
+
+
+def test_a_changed_path_is_read_at_once_and_an_unchanged_interval_costs_nothing(world: World) -> None:
+    reconciler, _, source, clock = world
+    reconciler.reconcile(body())
+    clock.now += 1
+    reconciler.reconcile(body(interval="1m"))
+    assert len(source.calls) == 1, "a new interval reads nothing new"
+    reconciler.reconcile(body(path="other.yaml"))
+    assert len(source.calls) == 2, "a new path is read at once"
+    assert source.calls[1]["not_before"] <= clock.now - 1, "the mirror's last contact will do for it"
+
+
+def test_a_release_without_any_result_waits_then_reports_not_fetched() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    idle = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)  # never started: no check ever ends
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=idle)
+    assert reconciler.reconcile(body()) == pytest.approx(FIRST_RESULT_GRACE)
+    clock.now += 2
+    assert reconciler.reconcile(body()) == pytest.approx(FIRST_RESULT_GRACE - 2)
+    assert cluster.status == {} and cluster.events == [], "nothing is written while the first check may finish"
+    clock.now += FIRST_RESULT_GRACE
+    reconciler.reconcile(body())
+    source_ready = next(c for c in cluster.status["conditions"] if c["type"] == "SourceReady")
+    assert (source_ready["status"], source_ready["reason"]) == ("False", "NotFetched")
+    assert source.calls == [] and cluster.applied == []
+
+
+def test_a_deleted_release_leaves_its_feed(world: World) -> None:
+    reconciler = world[0]
+    reconciler.reconcile(body())
+    reconciler.forget("shop", "shop")
+    assert reconciler.fetcher.book.feeds == {} and reconciler.fetcher.result("shop", "shop") is None
+
+
+def test_a_pass_defers_to_a_forced_check_under_way_for_a_moment() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)  # runs only when told here
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher)
+    reconciler.reconcile(body())
+    fetcher.run_due()
+    reconciler.reconcile(body())
+    assert len(cluster.applied) == 1
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    source.version = "v2"
+    writes = len(cluster.events)
+    assert reconciler.reconcile(forced) == pytest.approx(FORCED_CHECK_HOLD), "it stops: the check queues it again"
+    assert len(cluster.events) == writes and len(cluster.applied) == 1
+    fetcher.run_due()
+    assert reconciler.reconcile(forced) is not None and len(cluster.applied) == 2, "the check's result is released"
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "2"
+    reconciler.reconcile(forced)
+    clock.now += FORCED_CHECK_HOLD
+    source.version = "v3"
+    reconciler.reconcile(forced)
+    assert len(cluster.applied) == 2 and cluster.status["lastAttemptedRevision"] == (b"v2".hex() * 40)[:40], \
+        "a check that takes longer holds the pass no more: it goes on with what it has"
+
+
+def test_a_pass_does_not_ask_again_for_the_check_the_controller_just_asked_for() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher)
+    reconciler.reconcile(body())
+    fetcher.run_due()
+    clock.now += 1
+    reconciler.request_check("shop", "shop", clock.now)  # what Controller.upsert does on a new reconcile-at
+    asked = clock.now
+    clock.now += 0.5
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    reconciler.reconcile(forced)
+    assert fetcher.requested_at("shop", "shop") == asked
+    fetcher.run_due()
+    assert len(source.calls) == 2 and source.calls[1]["not_before"] == asked, "one check for the one request"

@@ -1,5 +1,13 @@
-"""Operations with a private CA run in a child process (``python -m bluegreen.git.isolated``) whose TLS trust
-store holds only that bundle: libgit2 keeps one OpenSSL store per process and can only add to it."""
+"""Operations that need process-wide libgit2 settings of their own run in a child process
+(``python -m bluegreen.git.isolated``):
+
+- with a private CA: the child's TLS trust store holds only that bundle (libgit2 keeps one OpenSSL store per
+  process and can only add to it);
+- over SSH while the operator's homedir holds another Secret's known_hosts (``settings.HOMEDIR`` never makes
+  anyone wait): the child points its own homedir at this Secret's known_hosts.
+
+The child is bounded in time (three network timeouts plus ten seconds), so it never hangs its caller.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from bluegreen.core.credentials import SECRET_BYTES_KEYS, Credentials
 from bluegreen.core.errors import SourceError, SourceReason
 from bluegreen.core.spec import GitRef
 from bluegreen.git.remote import Remote, parse_url
-from bluegreen.git.settings import millis, private_dir, write_private
+from bluegreen.git.settings import millis, private_dir, transport_settings, write_private
 from bluegreen.git.sync import SyncResult, sync_mirror
 
 _PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[2])
@@ -28,8 +36,8 @@ _PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[2])
 def sync_isolated(
     mirror: Path, remote: Remote, ref: GitRef, credentials: Credentials, timeout_seconds: float
 ) -> SyncResult:
-    """``sync_mirror`` in a child process whose TLS trust store holds only ``credentials.ca_bundle``."""
-    assert credentials.ca_bundle is not None
+    """``sync_mirror`` in a child process with its own process-wide settings: a TLS trust store holding only
+    ``credentials.ca_bundle`` when there is one, the SSH homedir holding its known_hosts."""
     request = {
         "mirror": str(mirror),
         "url": remote.fetch_url,
@@ -38,15 +46,16 @@ def sync_isolated(
         "credentials": _credentials_to_json(credentials),
     }
     with private_dir("bluegreen-ca-") as tmp:
-        bundle, certs = tmp / "ca.pem", tmp / "certs"
-        write_private(bundle, credentials.ca_bundle)
-        certs.mkdir(mode=0o700)
         env = {
             **os.environ,
-            "SSL_CERT_FILE": str(bundle),  # read by pygit2 at import and by OpenSSL's default paths
-            "SSL_CERT_DIR": str(certs),
             "PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p),
         }
+        if credentials.ca_bundle is not None:
+            bundle, certs = tmp / "ca.pem", tmp / "certs"
+            write_private(bundle, credentials.ca_bundle)
+            certs.mkdir(mode=0o700)
+            env["SSL_CERT_FILE"] = str(bundle)  # read by pygit2 at import and by OpenSSL's default paths
+            env["SSL_CERT_DIR"] = str(certs)
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "bluegreen.git.isolated"], input=json.dumps(request).encode(),
@@ -86,7 +95,9 @@ def _worker_main() -> int:
         pygit2.settings.server_connect_timeout = pygit2.settings.server_timeout = int(request["timeout_ms"])
         remote = parse_url(request["url"])
         credentials = _credentials_from_json(request["credentials"])
-        result = sync_mirror(pygit2.Repository(request["mirror"]), remote, GitRef(*request["ref"]), credentials)
+        with transport_settings(remote, credentials) as held:  # this process's own: always held
+            assert held
+            result = sync_mirror(pygit2.Repository(request["mirror"]), remote, GitRef(*request["ref"]), credentials)
     except SourceError as exc:
         result.error = exc
     except Exception as exc:  # report, never crash with a traceback that could quote a value

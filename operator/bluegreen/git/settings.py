@@ -1,5 +1,6 @@
-"""libgit2's process-wide settings: the SSH homedir (where it finds known_hosts), taken in turns, and private
-files for secrets handed to it."""
+"""libgit2's process-wide settings: the SSH homedir (where it finds known_hosts), shared by operations that
+need the same one and never waited for (another one runs in a child process), and private files for secrets
+handed to it."""
 
 from __future__ import annotations
 
@@ -21,52 +22,45 @@ from bluegreen.git.remote import Remote
 
 
 class SettingGate:
-    """One process-wide setting shared by operations that need the same value; others wait their turn.
+    """One process-wide setting shared by operations that need the same value. It never makes anyone wait.
 
     The first holder of a value runs ``setup`` (which returns its cleanup); the last one to leave runs the
-    cleanup. While someone waits for another value, newcomers wait for the current holders to drain.
+    cleanup. Operations needing the value currently held join the holders; one needing another value is
+    refused at once (``hold`` yields False) and runs where the setting is its own: a child process
+    (``bluegreen.git.isolated``). So a holder that hangs on a silent server (up to the network timeout)
+    delays nobody, whatever value they need.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._key: str | None = None
         self._holders = 0
-        self._waiting = 0
-        self._drains = 0
         self._cleanup: Callable[[], None] | None = None
 
     @contextlib.contextmanager
-    def hold(self, key: str, setup: Callable[[], Callable[[], None]]) -> Iterator[None]:
-        """Run the body while the setting has the value named ``key``."""
-        with self._cond:
-            self._wait_turn(key)
-            if self._holders == 0:
-                self._cleanup = setup()
-                self._key = key
-            self._holders += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._holders -= 1
+    def hold(self, key: str, setup: Callable[[], Callable[[], None]]) -> Iterator[bool]:
+        """Yield True while the setting has the value named ``key``; False (at once) when it holds another."""
+        with self._lock:
+            held = self._holders == 0 or self._key == key
+            if held:
                 if self._holders == 0:
-                    cleanup, self._cleanup, self._key = self._cleanup, None, None
-                    self._drains += 1
-                    self._cond.notify_all()
-                    if cleanup is not None:
-                        cleanup()
-
-    def _wait_turn(self, key: str) -> None:
-        self._waiting += 1
+                    self._cleanup = setup()
+                    self._key = key
+                self._holders += 1
         try:
-            if self._waiting > 1 and self._holders:  # others wait already: let the current group drain first
-                drains = self._drains
-                while self._drains == drains:
-                    self._cond.wait()
-            while self._holders and self._key != key:
-                self._cond.wait()
+            yield held
         finally:
-            self._waiting -= 1
+            if held:
+                self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders:
+                return
+            cleanup, self._cleanup, self._key = self._cleanup, None, None
+        if cleanup is not None:
+            cleanup()
 
 
 HOMEDIR = SettingGate()
@@ -104,14 +98,15 @@ def ssh_home(known_hosts: bytes, remote: Remote) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def transport_settings(remote: Remote, credentials: Credentials | None) -> Iterator[None]:
-    """Hold the process-wide settings this operation depends on (the SSH homedir) while it runs."""
+def transport_settings(remote: Remote, credentials: Credentials | None) -> Iterator[bool]:
+    """Hold the process-wide settings this operation depends on (the SSH homedir) while it runs; yields False
+    (at once) when another operation holds them with another value: then run it in a child process."""
     if remote.scheme != "ssh" or credentials is None or credentials.known_hosts is None:
-        yield
+        yield True
         return
     known_hosts = clean_known_hosts(credentials.known_hosts)
-    with HOMEDIR.hold(hashlib.sha256(known_hosts).hexdigest(), lambda: ssh_home(known_hosts, remote)):
-        yield
+    with HOMEDIR.hold(hashlib.sha256(known_hosts).hexdigest(), lambda: ssh_home(known_hosts, remote)) as held:
+        yield held
 
 
 def millis(seconds: float) -> int:

@@ -43,11 +43,12 @@ Credentials (``Credentials.from_secret_data``), given per call so a rotated Secr
   operations with a caFile run in a short-lived child process (``python -m bluegreen.git.isolated``) whose
   store holds only that bundle; the operator's own store stays the system's.
 
-Process-wide settings. libgit2's homedir is one per process. ``HOMEDIR`` is the one lock guarding it:
-SSH operations that need the same known_hosts run together, an operation needing other known_hosts waits
-until they are done (and then newcomers wait for it). HTTPS, git:// and local operations do not depend on
-it and never wait. Connect and read timeouts (``timeout_seconds``) are process-wide too; the most recently
-constructed ``GitSource`` sets them.
+Process-wide settings. libgit2's homedir is one per process. ``HOMEDIR`` guards it and never makes anyone
+wait: SSH operations that need the same known_hosts share it, an operation needing other known_hosts runs
+in the child process (``isolated``) with its own homedir instead, so an SSH server that hangs (until
+``timeout_seconds``) delays no fetch of another repository. HTTPS, git:// and local operations do not
+depend on it. Connect and read timeouts (``timeout_seconds``) are process-wide too, and the same for every
+fetch: the most recently constructed ``GitSource`` sets them.
 
 Secrets never reach logs, messages, ``repr``, the mirror's config or files left on disk: keys stay in
 memory, known_hosts and CA bundles go to 0600 files in 0700 temporary directories removed after the
@@ -82,7 +83,8 @@ class GitSource(MirrorCache):
     """Fetches repositories into bare mirrors under ``cache_dir`` and reads files from them.
 
     Thread-safe: calls for one mirror are serialized by its lock, calls for different mirrors run in
-    parallel (SSH calls needing different known_hosts take turns, see the module docstring).
+    parallel (an SSH call needing other known_hosts than those in use runs in a child process, see the
+    module docstring).
     ``timeout_seconds`` bounds connecting to and each wait on a server; libgit2 keeps this setting
     process-wide, so the most recently constructed ``GitSource`` decides it.
 
@@ -231,12 +233,15 @@ class GitSource(MirrorCache):
     ) -> dict[str, str]:
         """Contact the remote, record the outcome in ``state`` and return the advertised refs."""
         started = time.monotonic()
-        if credentials is not None and credentials.ca_bundle is not None and remote.scheme == "https":
-            result = sync_isolated(mirror, remote, ref, credentials, self.timeout_seconds)
-        else:
-            with transport_settings(remote, credentials):
-                result = sync_mirror(repo, remote, ref, credentials)
+        result = None
+        if credentials is None or credentials.ca_bundle is None or remote.scheme != "https":
+            with transport_settings(remote, credentials) as held:
+                if held:
+                    result = sync_mirror(repo, remote, ref, credentials)
             collect_cycles()
+        if result is None:  # a private CA, or SSH while other known_hosts hold the process-wide homedir
+            assert credentials is not None
+            result = sync_isolated(mirror, remote, ref, credentials, self.timeout_seconds)
         record(state, result, started)
         if result.error is not None:
             raise result.error

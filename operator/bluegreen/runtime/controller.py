@@ -141,8 +141,12 @@ class Controller:
             self._reindex(key, parsed, ParsedSpec.of(body))
         fingerprint = (meta.get("uid"), meta.get("generation"),
                        (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
-        if self._seen.get(key) != fingerprint:
+        previous = self._seen.get(key)
+        if previous != fingerprint:
             self._seen[key] = fingerprint
+            token = fingerprint[2]
+            if previous is not None and token is not None and token != previous[2] and self._request_check:
+                self._request_check(key[0], key[1], time.monotonic())  # a new reconcile-at: check git at once
             self.enqueue(key)
 
     def release_written(self, body: Mapping[str, Any]) -> None:

@@ -7,6 +7,8 @@
   cut-over follows the last pod becoming ready within a fraction of a second. The view is fed by
   ``@kopf.index`` handlers: kopf holds back the processing of every event (release events, which start the
   passes, included) until each indexed resource is fully listed, so no pass plans from a half-listed view;
+- git is read by the fetch scheduler (``runtime.fetcher``) on its own threads; it queues a release when its
+  result changed;
 - with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
   startup to cleanup and asks the controller to check git now for the releases a push concerns.
 
@@ -16,6 +18,7 @@ deleting a release never needs the operator.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -31,6 +34,7 @@ from bluegreen.kube.client import RequestTimeouts, load_api_client
 from bluegreen.kube.cluster import ClusterView, KubeCluster
 from bluegreen.logs import get_logger
 from bluegreen.runtime.controller import Controller, Timing
+from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -74,13 +78,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
-    reconciler = Reconciler(cluster, source, CommitVerifier())
+    verifier = CommitVerifier()
+    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")))
+    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
     cluster.on_release = controller.written_from_thread
     controller.start()
+    loop = asyncio.get_running_loop()
+
+    def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
+        loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
+
+    fetcher.start(queue)
     memo.controller = controller
+    memo.fetcher = fetcher
     config: WebhookConfig | None = getattr(memo, "webhook_config", None)
     if config is not None:
         secret = SecretFile(config.secret_file)
@@ -114,6 +127,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     server: WebhookServer | None = getattr(memo, "webhook", None)
     if server is not None:
         await server.stop()
+    fetcher: FetchScheduler | None = getattr(memo, "fetcher", None)
+    if fetcher is not None:
+        await asyncio.to_thread(fetcher.stop)
     controller: Controller | None = getattr(memo, "controller", None)
     if controller is not None:
         await controller.stop()

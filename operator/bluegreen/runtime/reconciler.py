@@ -1,12 +1,14 @@
 """One reconcile pass for one release, as named steps in order (the way Flux's reconcilers read):
 
-1. ``step_source``: read git when due, verify the commit, parse the manifest (``SourceStep``);
+1. ``step_source``: adopt the latest result of the release's git check (``SourceStep``; git itself is read by
+   the fetch scheduler, ``runtime.fetcher``, on its own threads: a pass never waits for git);
 2. ``step_release``: observe -> plan -> act, repeated while a step writes (at most ``MAX_STEPS_PER_PASS``),
    each step announced (Event, log line, history) and summarized (``summarize_status``).
 
 Written against the Protocols of ``bluegreen.core.protocols`` (the cluster, the git source, the signature
-verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking; the
-controller runs it in a worker thread. What it keeps in memory (``Memory``: the last fetched commit and
+verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking on the
+cluster only; the controller runs it in a worker thread. Without a ``fetcher`` it makes an inline one (git is
+then read inside the pass, for tests and tools). What it keeps in memory (``Memory``: the last fetched commit and
 manifest, the last status written) is a cache: after a restart everything is re-read from git and the cluster.
 """
 
@@ -38,6 +40,7 @@ from bluegreen.core.spec import (
 )
 from bluegreen.core.timestamps import format_time, parse_time
 from bluegreen.logs import get_logger
+from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.memory import Memory
 from bluegreen.runtime.source_step import SourceStep
 
@@ -65,26 +68,31 @@ class Reconciler:
     """Reconciles BlueGreenReleases one pass at a time (thread-safe across different releases)."""
 
     def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
-                 clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 fetcher: FetchScheduler | None = None) -> None:
         self.cluster = cluster
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
-        self.sources = SourceStep(cluster, source, verifier, monotonic)
+        self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
+                                                 random=lambda: 0.0)  # inline: no jitter, checks exactly on time
+        self.sources = SourceStep(self.fetcher, monotonic)
         self._memory: dict[tuple[str, str], Memory] = {}
         self._guard = threading.Lock()
 
     def forget(self, namespace: str, name: str) -> None:
+        """The release is gone: drop its memory and its git subscription."""
         with self._guard:
             self._memory.pop((namespace, name), None)
+        self.fetcher.unsubscribe(namespace, name)
 
     def memory(self, namespace: str, name: str) -> Memory:
         with self._guard:
             return self._memory.setdefault((namespace, name), Memory())
 
     def request_check(self, namespace: str, name: str, at: float) -> None:
-        """Ask for a git check no older than ``at`` (monotonic) on the next pass (push webhooks)."""
-        memory = self.memory(namespace, name)
-        memory.check_requested_at = max(at, memory.check_requested_at or at)
+        """Ask for a git check no older than ``at`` (monotonic) now (push webhooks); the release is queued
+        when it is done."""
+        self.fetcher.request_check(namespace, name, at)
 
     # ---- the pass -------------------------------------------------------------------------------
     def reconcile(self, body: Mapping[str, Any], spec: ReleaseSpec | SpecError | None = None) -> float | None:
@@ -107,14 +115,17 @@ class Reconciler:
         if isinstance(spec, SpecError):
             self._report_blocked(release, memory, status, generation, spec.reason, spec.message, log)
             return None
-        self.step_source(release, spec, memory, (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
+        waiting = self.step_source(release, spec, memory, (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
+        if waiting is not None:
+            return waiting
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
         run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log)
         return self.step_release(run)
 
-    def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> None:
-        """Step 1: read git when due (fetch, verify, parse the manifest) into the release's memory."""
-        self.sources.run(release, spec, memory, token)
+    def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> float | None:
+        """Step 1: adopt the latest git result (commit, manifest, signature verdict) into the release's memory.
+        None: go on; seconds: nothing is known of git yet, stop this pass (see ``SourceStep.run``)."""
+        return self.sources.run(release, spec, memory, token)
 
     def step_release(self, run: Pass) -> float | None:
         """Step 2: observe -> plan -> act until a step writes nothing; return when the next pass is due."""
@@ -276,14 +287,14 @@ class Reconciler:
             memory.last_status = status
 
     def _next_pass(self, spec: ReleaseSpec, step: Plan, memory: Memory) -> float | None:
-        """Seconds until the next git check or the step's own deadline, whichever comes first."""
+        """Seconds until the step's own deadline, or a resync pass after the git interval, whichever comes
+        first. (A new commit does not wait for it: the fetch scheduler queues the release at once.)"""
         if spec.suspend:
             return None
-        fetched = memory.fetched_at if memory.fetched_at is not None else self.monotonic()
-        until_fetch = max(0.0, fetched + spec.source.interval_seconds - self.monotonic())
+        resync = spec.source.interval_seconds
         if step.requeue_after is None:
-            return until_fetch
-        return min(until_fetch, max(0.0, step.requeue_after))
+            return resync
+        return min(resync, max(0.0, step.requeue_after))
 
 
 def _handled(memory: Memory) -> dict[str, str]:
