@@ -217,6 +217,8 @@ class Harness:
     def check_git_now(self, token: str | None = None) -> None:
         """What ``bluegreen reconcile`` does: a new reconcile-at value, so the next pass reads git."""
         self.token = token or f"check-{self.source.count}-{self.monotonic}"
+        # The controller asks the fetch scheduler when it sees a new token on the release (Controller.upsert).
+        self.reconciler.request_check(self.cluster.namespace, "shop", self.monotonic)
 
     def wait(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
