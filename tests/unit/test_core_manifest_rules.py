@@ -179,7 +179,8 @@ def changed(path: str, value: Any) -> str:
     pytest.param("metadata", "shop", "metadata must be a mapping", id="metadata"),
     pytest.param("metadata.labels", ["a"], "metadata.labels must be a mapping", id="labels"),
     pytest.param("metadata.labels.bluegreen.dev/x", "1", "metadata.labels 'bluegreen.dev/x' uses the reserved prefix "
-                 "bluegreen.dev/; the operator sets those labels and annotations itself, remove it", id="reserved-label"),
+                 "bluegreen.dev/; the operator sets those labels and annotations itself, remove it",
+                 id="reserved-label"),
     pytest.param("metadata.annotations.note", 5, "metadata.annotations.note must be a string, not 5 (quote it)",
                  id="annotation-value"),
     pytest.param("spec.selector.matchLabels.app", True,
