@@ -37,6 +37,7 @@ VALUE = "hunter2-very-secret"
                  Credentials(username="bot"), id="other-keys-ignored"),
     pytest.param({"username": b"b\xc3\xb6t"}, Credentials(username="böt"), id="utf-8"),
     pytest.param({"bearerToken": b"!~"}, Credentials(bearer_token="!~"), id="printable-ascii-edges"),
+    pytest.param({"username": b"XAVIER x \n"}, Credentials(username="XAVIER x "), id="only-newlines-are-dropped"),
 ])
 def test_secret_data_is_read(data: dict[str, bytes], expected: Credentials) -> None:
     assert Credentials.from_secret_data(data) == expected
@@ -108,11 +109,16 @@ def test_invalid_secret_names_the_key_never_the_value(data: dict[str, object], m
                  id="comments-markers-short"),
     pytest.param(f"h ssh-foo {HOST_KEY}", [], id="unknown-type"),
     pytest.param("h ssh-rsa not*base64", [], id="bad-base64"),
+    pytest.param(f"#h ssh-rsa {HOST_KEY}\n@h ssh-rsa {HOST_KEY}", [], id="commented-or-marked-valid-lines"),
+    pytest.param(f"h ssh-rsa bad*\nk ssh-rsa {HOST_KEY}", [("k", "ssh-rsa", HOST_KEY)], id="a-bad-line-then-a-good"),
+    pytest.param(f"h ssh-foo {HOST_KEY}\nk ssh-rsa {HOST_KEY}", [("k", "ssh-rsa", HOST_KEY)], id="unknown-then-good"),
+    pytest.param("h ssh-rsa QUFB*QUFB", [], id="base64-with-a-stray-character"),
+    pytest.param(b"h ssh-rsa \xff\n".decode("latin-1"), [], id="not-utf-8"),
     pytest.param(f"h ecdsa-sha2-nistp256 {HOST_KEY}\nk ssh-dss {HOST_KEY}",
                  [("h", "ecdsa-sha2-nistp256", HOST_KEY), ("k", "ssh-dss", HOST_KEY)], id="two"),
 ])
 def test_known_host_entries(text: str, entries: list[tuple[str, str, str]]) -> None:
-    assert known_host_entries(text.encode()) == entries
+    assert known_host_entries(text.encode("latin-1" if "\xff" in text else "utf-8")) == entries
 
 
 def test_host_key_types_are_the_ones_libssh2_reads() -> None:
@@ -136,6 +142,8 @@ def test_secret_strings_cover_every_form_a_value_can_leak_in() -> None:
     assert Credentials(password="pw").secret_strings() == ("pw",), "no basic-auth form without a user name"
     assert Credentials(ssh_identity=b"short\n").secret_strings() == (), "lines under 16 characters are not kept"
     assert Credentials(ssh_identity=b"x" * 16).secret_strings() == ("x" * 16,)
+    assert Credentials(password="a/b").secret_strings() == ("a%2Fb", "a/b"), "a slash is encoded too"
+    assert Credentials(ssh_identity=b"\xff" * 16).secret_strings() == ("%EF%BF%BD" * 16, "\ufffd" * 16)
 
 
 def test_fingerprint_is_stable_across_versions_and_distinct() -> None:

@@ -162,3 +162,57 @@ def test_render_copies_the_owner_deeply() -> None:
                              commit="c" * 40, replicas=1, owner=owner)
     owner["extra"]["nested"].append("y")
     assert body["metadata"]["ownerReferences"] == [{**owner_reference("shop", "u-1"), "extra": {"nested": ["x"]}}]
+
+
+def changed(path: str, value: Any) -> str:
+    """MANIFEST with the value at the dotted ``path`` replaced (or set)."""
+    doc = yaml.safe_load(MANIFEST)
+    *parents, leaf = path.split(".")
+    node = doc
+    for parent in parents:
+        node = node[parent]
+    node[leaf] = value
+    return yaml.safe_dump(doc)
+
+
+@pytest.mark.parametrize(("path", "value", "problem"), [
+    pytest.param("metadata", "shop", "metadata must be a mapping", id="metadata"),
+    pytest.param("metadata.labels", ["a"], "metadata.labels must be a mapping", id="labels"),
+    pytest.param("metadata.labels.bluegreen.dev/x", "1", "metadata.labels 'bluegreen.dev/x' uses the reserved prefix "
+                 "bluegreen.dev/; the operator sets those labels and annotations itself, remove it",
+                 id="reserved-label"),
+    pytest.param("metadata.annotations.note", 5, "metadata.annotations.note must be a string, not 5 (quote it)",
+                 id="annotation-value"),
+    pytest.param("spec.selector.matchLabels.app", True,
+                 "spec.selector.matchLabels.app must be a string, not True (quote it)", id="match-label-value"),
+    pytest.param("spec.template.metadata", "x", "spec.template.metadata must be a mapping", id="pod-metadata"),
+    pytest.param("spec.template.spec", None, "spec.template.spec must be a mapping (it is missing)", id="pod-spec"),
+    pytest.param("spec.template.metadata.annotations", {"a": 1},
+                 "spec.template.metadata.annotations.a must be a string, not 1 (quote it)", id="pod-annotation"),
+    pytest.param("spec.template.spec.containers", [{"name": "web", "image": "x"}, "sidecar"],
+                 "spec.template.spec.containers[1] must be a mapping", id="container-not-a-mapping"),
+])
+def test_each_field_is_named_in_its_refusal(path: str, value: Any, problem: str) -> None:
+    if path.count(".") > 2 and "bluegreen.dev/" in path:  # a key with dots: set it by hand
+        doc = yaml.safe_load(MANIFEST)
+        doc["metadata"]["labels"]["bluegreen.dev/x"] = value
+        text = yaml.safe_dump(doc)
+    else:
+        text = changed(path, value)
+    with pytest.raises(ManifestError) as caught:
+        parse(text, path=W)
+    assert (caught.value.reason, caught.value.message) == ("InvalidDeployment", f"d.yaml: {problem}.")
+
+
+def test_a_utf8_byte_order_mark_is_accepted() -> None:
+    assert parse(b"\xef\xbb\xbf" + MANIFEST.encode()).replicas == 3
+
+
+def test_merge_keys_and_duplicates_inside_them() -> None:
+    merged = MANIFEST.replace("  strategy:\n    type: RollingUpdate\n",
+                              "  strategy:\n    <<: {type: Recreate}\n")
+    assert parse(merged).spec["strategy"] == {"type": "Recreate"}
+    with pytest.raises(ManifestError) as caught:
+        parse(MANIFEST.replace("    type: RollingUpdate\n", "    type: RollingUpdate\n    type: Recreate\n"), path=W)
+    assert caught.value.message.startswith("d.yaml is not valid YAML: found duplicate key 'type'")
+    assert "line 17" in caught.value.message, "the position of the duplicate is given"

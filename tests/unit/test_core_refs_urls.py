@@ -65,6 +65,9 @@ def test_a_semver_problem_is_the_range_error() -> None:
     pytest.param("file:///srv/Git/De%20ploy.git", "file:/srv/Git/De ploy", id="file-url"),
     pytest.param("  /srv/git/deploy  ", "file:/srv/git/deploy", id="spaces-stripped"),
     pytest.param("Weird", "weird", id="neither-url-nor-path"),
+    pytest.param("https://h/team/REPOX", "h/team/repox", id="ends-with-x"),
+    pytest.param("https://h/team/x%20", "h/team/x ", id="ends-with-a-space"),
+    pytest.param("https:///team/x", "/team/x", id="no-host"),
     pytest.param("https://git.example.com/team/deploy.git.git", "git.example.com/team/deploy.git",
                  id="one-git-suffix-only"),
 ])

@@ -452,3 +452,13 @@ def test_a_run_without_a_result_for_someone_leaves_their_result_alone() -> None:
     [work] = b.take(130.0)
     assert finish(b, work, 130.1, {("ns", "a"): ok("c" * 40)}) == {("ns", "a")}
     assert b.result(("ns", "b")) == ok()
+
+
+def test_one_take_starts_no_more_slow_runs_than_the_slow_budget() -> None:
+    b = book(workers=1, max_threads=3, stuck_after=1.0)
+    feeds = urls(4)
+    for s in feeds:
+        b.subscribe(s)
+    for work in b.take(100.0, unlimited=True):
+        finish(b, work, 110.0)  # every one took ten seconds: all slow now
+    assert [w.lane for w in b.take(140.0)] == [Lane.SLOW, Lane.SLOW]

@@ -169,6 +169,16 @@ def test_a_verifier_that_cannot_run_is_not_cached() -> None:
     assert verifier.calls == 2 and verdicts == {}
 
 
+def test_unreadable_trusted_keys_are_a_transient_failure() -> None:
+    class Broken(Secrets):
+        def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+            raise TimeoutError("the API server did not answer")
+
+    result = FeedWork(Source(), Broken(), Verifier())(work(sub("a", verify_secret="keys"))).results[("shop", "a")]
+    assert (result.source.ok, result.source.reason, result.template) == (False, "VerifierUnavailable", None)
+    assert result.verified is not None and not result.verified.ok
+
+
 def test_missing_trusted_keys_are_reported() -> None:
     result = FeedWork(Source(), Secrets(), Verifier())(work(sub("a", verify_secret="keys"))).results[("shop", "a")]
     assert result.source.reason == "SecretNotFound" and "verify" in result.source.message

@@ -208,19 +208,25 @@ def test_an_unsigned_commit_is_never_applied(world: tuple[Reconciler, FakeCluste
 
 def test_a_resume_forces_a_look_and_nothing_is_read_while_suspended(world: World) -> None:
     reconciler, cluster, source, clock = world
+    other = body()
+    other["metadata"]["name"] = "other"  # keeps the feed alive while shop is suspended
+    reconciler.reconcile(other)
     reconciler.reconcile(body())
+    source.calls.clear()
     suspended = body()
     suspended["spec"]["suspend"] = True
     source.version = "v2"
     for _ in range(3):
         clock.now += 31
         reconciler.reconcile(suspended)
-    assert len(source.calls) == 1, "a suspended release reads nothing"
-    assert len(cluster.applied) == 1
+        assert reconciler.fetcher.result("shop", "shop") is None, "a suspended release is not subscribed"
+    assert source.calls == [], "a suspended release reads nothing"
+    applied = len(cluster.applied)
+    source.calls.clear()
     clock.now += 1
     reconciler.reconcile(body())
-    assert len(source.calls) == 2 and source.calls[1]["not_before"] == clock.now, "resuming checks git at once"
-    assert len(cluster.applied) == 2 and "shop:v2" in repr(cluster.applied[1])
+    assert [call["not_before"] for call in source.calls] == [clock.now], "resuming checks git at once"
+    assert len(cluster.applied) == applied + 1 and "shop:v2" in repr(cluster.applied[-1])
 
 
 def test_a_changed_path_is_read_at_once_and_an_unchanged_interval_costs_nothing(world: World) -> None:
@@ -242,7 +248,7 @@ def test_a_release_without_any_result_waits_then_reports_not_fetched() -> None:
     clock.now += 2
     assert reconciler.reconcile(body()) == pytest.approx(FIRST_RESULT_GRACE - 2)
     assert cluster.status == {} and cluster.events == [], "nothing is written while the first check may finish"
-    clock.now += FIRST_RESULT_GRACE
+    clock.now += FIRST_RESULT_GRACE - 2
     reconciler.reconcile(body())
     source_ready = next(c for c in cluster.status["conditions"] if c["type"] == "SourceReady")
     assert (source_ready["status"], source_ready["reason"]) == ("False", "NotFetched")
@@ -268,15 +274,18 @@ def test_a_pass_defers_to_a_forced_check_under_way_for_a_moment() -> None:
     forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
     source.version = "v2"
     writes = len(cluster.events)
-    assert reconciler.reconcile(forced) == pytest.approx(FORCED_CHECK_HOLD), "it stops: the check queues it again"
+    reconciler.request_check("shop", "shop", clock.now)  # what the controller does on the watch event
+    clock.now += 0.25
+    assert reconciler.reconcile(forced) == pytest.approx(FORCED_CHECK_HOLD - 0.25), "it stops: the check queues it"
     assert len(cluster.events) == writes and len(cluster.applied) == 1
     fetcher.run_due()
     assert reconciler.reconcile(forced) is not None and len(cluster.applied) == 2, "the check's result is released"
     forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "2"
+    clock.now += FORCED_CHECK_HOLD
     reconciler.reconcile(forced)
     clock.now += FORCED_CHECK_HOLD
     source.version = "v3"
-    reconciler.reconcile(forced)
+    assert reconciler.reconcile(forced) == pytest.approx(30.0)
     assert len(cluster.applied) == 2 and cluster.status["lastAttemptedRevision"] == (b"v2".hex() * 40)[:40], \
         "a check that takes longer holds the pass no more: it goes on with what it has"
 
