@@ -242,6 +242,8 @@ def test_a_deleted_or_changed_service_closes_or_moves_its_listener(
     ports = [{"name": "http", "port": 8081, "targetPort": "http", "protocol": "TCP"}]
     core.patch_namespaced_service("web", namespace, [{"op": "replace", "path": "/spec/ports", "value": ports}])
     wait_until(lambda: refused(ip, 80), timeout=1, interval=0.01, what="the old port to close")
+    # The new port opens once the proxy has applied the change (closing the old one comes first).
+    wait_until(lambda: refused(ip, 8081) is None, timeout=1, interval=0.01, what="the new port to open")
     assert get(ip, 8081) == "a"
     core.delete_namespaced_service("web", namespace, _preload_content=False)
     wait_until(lambda: refused(ip, 8081), timeout=1, interval=0.01, what="the deleted Service's port to close")
