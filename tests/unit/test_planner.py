@@ -175,6 +175,40 @@ CASES = [
     ("idle-colour-with-other-replicas-is-rescaled", want(H2, C2, replicas=5),
      observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE), SETTINGS,
      Action.SCALE, GREEN, "ReplicasChanged"),
+    # The previous colour's scale-down time is kept by every step that does not end the warm window.
+    ("suspend-keeps-the-scale-down-time", want(H2, C2), observed(ready(BLUE, H1, C1), selects=BLUE,
+                                                                 scale_down_at=NOW + timedelta(seconds=40)),
+     replace(SETTINGS, suspend=True), Action.NONE, None, "Suspended"),
+    ("waiting-keeps-the-scale-down-time", want(H3, C3),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H3, C3, 1), selects=BLUE,
+              scale_down_at=NOW + timedelta(seconds=40)), SETTINGS,
+     Action.WAIT, GREEN, "WaitingForAvailability"),
+    ("cold-rollback-keeps-the-scale-down-time", want(H1, C3),
+     observed(cold(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN,
+              scale_down_at=NOW + timedelta(seconds=40)), SETTINGS,
+     Action.SCALE, BLUE, "ColdRollback"),
+    ("abandon-keeps-the-scale-down-time", want(H2, C2),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1, started=timedelta(seconds=601)), selects=BLUE,
+              scale_down_at=NOW + timedelta(seconds=40)),
+     SETTINGS, Action.ABANDON, GREEN, "ProgressDeadlineExceeded"),
+    ("abandoned-keeps-the-scale-down-time", want(H2, C2),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE,
+              scale_down_at=NOW + timedelta(seconds=40)),
+     SETTINGS, Action.WAIT, None, "ProgressDeadlineExceeded"),
+    ("held-drift-keeps-the-scale-down-time", None,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=None, recorded=BLUE,
+              scale_down_at=NOW + timedelta(seconds=40)), SETTINGS,
+     Action.SWITCH, BLUE, "SelectorDrift"),
+    ("preview-before-the-switch-keeps-the-scale-down-time", want(H3, C3),
+     observed(ready(BLUE, H1, C1), rolling(GREEN, H3, C3, 1), selects=BLUE, scale_down_at=NOW + timedelta(seconds=40),
+              preview=ServiceState("shop-preview", exists=True, color=BLUE)), SETTINGS,
+     Action.SWITCH_PREVIEW, GREEN, "PreviewSwitch"),
+    ("new-release-forgets-the-scale-down-time", want(H3, C3),
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=BLUE,
+              scale_down_at=NOW + timedelta(seconds=40)), SETTINGS,
+     Action.APPLY, GREEN, "NewRelease"),
+    ("first-release-with-only-one-green-replica-reuses-green", want(H1, C1),
+     observed(green=ready(GREEN, H2, C2, replicas=1)), SETTINGS, Action.APPLY, GREEN, "NewRelease"),
 ]
 
 
@@ -323,6 +357,35 @@ FULL = {
     'idle-colour-with-other-replicas-is-rescaled': (
         'scaling green (commit 222222222222) to 5 replicas',
         Phase.PROGRESSING, BLUE, 5, None, None, False, False),
+    'suspend-keeps-the-scale-down-time': (
+        'spec.suspend is true: no change is made',
+        Phase.SUSPENDED, BLUE, None, None, NOW + timedelta(seconds=40), False, False),
+    'waiting-keeps-the-scale-down-time': (
+        'waiting for green to become available (1/3 ready, 1 available, 3 updated) before switching',
+        Phase.PROGRESSING, BLUE, None, 580.0, NOW + timedelta(seconds=40), False, False),
+    'cold-rollback-keeps-the-scale-down-time': (
+        'scaling blue (commit 111111111111) to 3 replicas',
+        Phase.PROGRESSING, GREEN, 3, None, NOW + timedelta(seconds=40), False, False),
+    'abandon-keeps-the-scale-down-time': (
+        'green did not become available within 600s (1/3 ready, 1 available, 3 updated); abandoning '
+        'commit 222222222222, traffic stays on blue',
+        Phase.DEGRADED, BLUE, 0, None, NOW + timedelta(seconds=40), True, False),
+    'abandoned-keeps-the-scale-down-time': (
+        'commit 222222222222 was abandoned on green: it did not become available within 600s; push a '
+        'new commit to try again',
+        Phase.DEGRADED, BLUE, None, None, NOW + timedelta(seconds=40), True, False),
+    'held-drift-keeps-the-scale-down-time': (
+        "Service 'shop' selects no colour; restoring blue",
+        Phase.DEGRADED, BLUE, None, None, NOW + timedelta(seconds=40), False, False),
+    'preview-before-the-switch-keeps-the-scale-down-time': (
+        "pointing preview Service 'shop-preview' at the idle colour green",
+        Phase.HEALTHY, BLUE, None, None, NOW + timedelta(seconds=40), False, False),
+    'new-release-forgets-the-scale-down-time': (
+        'applying commit 333333333333 to the idle colour green',
+        Phase.PROGRESSING, BLUE, 3, None, None, False, False),
+    'first-release-with-only-one-green-replica-reuses-green': (
+        'applying commit 111111111111 to the idle colour green',
+        Phase.PROGRESSING, None, 3, None, None, False, False),
 }
 
 

@@ -306,3 +306,24 @@ def test_a_pass_does_not_ask_again_for_the_check_the_controller_just_asked_for()
     assert fetcher.requested_at("shop", "shop") == asked
     fetcher.run_due()
     assert len(source.calls) == 2 and source.calls[1]["not_before"] == asked, "one check for the one request"
+
+
+def test_a_check_slower_than_the_hold_is_not_asked_for_again_by_the_pass() -> None:
+    cluster, source, clock = FakeCluster(), FakeSource(), Clock()
+    fetcher = FetchScheduler(source, cluster, CommitVerifier(), monotonic=clock)
+    reconciler = Reconciler(cluster, source, CommitVerifier(), monotonic=clock, fetcher=fetcher)
+    reconciler.reconcile(body())
+    fetcher.run_due()
+    reconciler.reconcile(body())
+    clock.now += 1
+    reconciler.request_check("shop", "shop", clock.now)
+    asked = clock.now
+    clock.now += 5  # the check is slow: the pass comes later, and goes on with what it has
+    forced = body()
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "1"
+    assert reconciler.reconcile(forced) == pytest.approx(30.0)
+    assert fetcher.requested_at("shop", "shop") == asked, "still the one check"
+    forced["metadata"]["annotations"]["bluegreen.dev/reconcile-at"] = "2"
+    clock.now += 1
+    reconciler.reconcile(forced)
+    assert fetcher.requested_at("shop", "shop") == clock.now, "a token seen after that pass asks anew"

@@ -145,8 +145,11 @@ class Controller:
         if previous != fingerprint:
             self._seen[key] = fingerprint
             token = fingerprint[2]
-            if previous is not None and token is not None and token != previous[2] and self._request_check:
+            forced = previous is not None and token is not None and token != previous[2]
+            if forced and self._request_check is not None:
                 self._request_check(key[0], key[1], time.monotonic())  # a new reconcile-at: check git at once
+                if previous is not None and previous[:2] == fingerprint[:2]:
+                    return  # nothing else changed: the check queues the release when it is done
             self.enqueue(key)
 
     def release_written(self, body: Mapping[str, Any]) -> None:

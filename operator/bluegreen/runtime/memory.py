@@ -24,6 +24,7 @@ class Memory:
     verified: Outcome | None = None  # outcome of signature verification (spec.source.verify set)
     checked_at: float | None = None  # monotonic: when the check behind ``source`` started
     waiting_since: float | None = None  # monotonic: when a pass first found no git result at all
+    passed_at: float | None = None  # monotonic: when the source step last ran
     reconcile_token: str | None = None
     suspended: bool = False
     last_status: dict[str, Any] | None = None

@@ -52,7 +52,8 @@ class SourceStep:
         now = self.monotonic()
         self.fetcher.subscribe(Subscription.of(release, spec))
         asked = self.fetcher.requested_at(release.namespace, release.name, served=True)
-        if forced and (asked is None or now - asked >= FORCED_CHECK_HOLD):  # else the controller asked already
+        passed_at, memory.passed_at = memory.passed_at, now
+        if forced and (asked is None or passed_at is None or asked < passed_at):  # else the controller asked
             self.fetcher.request_check(release.namespace, release.name, now)
         if self.fetcher.inline:
             self.fetcher.run_due()
