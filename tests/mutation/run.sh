@@ -8,7 +8,7 @@
 # exactly as the tests import them, and the original tree is taken off sys.path. The configuration is the
 # [tool.mutmut] table of pyproject.toml (read there through a symlink).
 #
-# Usage: tests/mutation/run.sh                 a fresh run over everything (about 25 minutes on 2 cores)
+# Usage: tests/mutation/run.sh                 a fresh run over everything (about 16 minutes on 2 cores)
 #        tests/mutation/run.sh 'GLOB' ...      re-judge the mutants named (e.g. 'bluegreen.core.history*')
 #                                              against the current tests, keeping the other verdicts
 # mutmut keeps a verdict until a mutant is named again, so a run without names starts from scratch.
