@@ -133,7 +133,9 @@ def test_abandoned_release_scale_down_and_cold_rollback_serve_every_request(
                    and (d.metadata.annotations or {}).get("bluegreen.dev/abandoned-commit") == broken,
                    timeout=40, what="v2 abandoned after progressDeadlineSeconds")
         assert cluster.color() == "blue"
-        assert cluster.status()["history"][0]["outcome"] == "Abandoned"
+        # The status patch with the history entry follows the scale-down that the watch above saw.
+        wait_until(lambda: cluster.status()["history"][0]["outcome"] == "Abandoned", timeout=10,
+                   what="the abandoned release in the history")
         wait_until(lambda: _scaled_down_and_gone(cluster, "green"), timeout=30, what="the v2 pods gone")
         fixed = repo.revert()  # the team reverts the broken commit: v1's manifest again, which blue runs
         cluster.check_now()
