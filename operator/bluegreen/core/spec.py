@@ -30,6 +30,17 @@ ANNOTATION_TEMPLATE_HASH = "bluegreen.dev/template-hash"
 ANNOTATION_RECONCILE_AT = "bluegreen.dev/reconcile-at"
 ANNOTATION_ROLLOUT_STARTED_AT = "bluegreen.dev/rollout-started-at"
 ANNOTATION_ABANDONED_COMMIT = "bluegreen.dev/abandoned-commit"
+ANNOTATION_PROMOTE = "bluegreen.dev/promote"
+"""On a release, set by ``bluegreen promote`` (or ``kubectl annotate``): ``<commit>``: switch to the colour that
+waits for promotion, if it runs that commit. Removed by the operator once handled (done or refused)."""
+ANNOTATION_ABORT = "bluegreen.dev/abort"
+"""On a release: ``<commit>``: stop the release of that commit (traffic stays on, or goes back to, the previous
+colour; the commit is marked aborted). Removed by the operator once handled."""
+ANNOTATION_RETRY = "bluegreen.dev/retry"
+"""On a release: ``<commit>``: clear the failed/aborted/abandoned mark of that commit and release it again.
+Removed by the operator once handled."""
+LABEL_HOOK = "bluegreen.dev/hook"
+"""On a Job the operator runs for a commit: ``prePromotion``, ``postPromotion`` (later ``expand``, ``contract``)."""
 RESERVED_PREFIX = "bluegreen.dev/"
 """Label and annotation keys with this prefix belong to the operator."""
 
