@@ -113,6 +113,11 @@ class CheckRunner(Protocol):
         manifests of the run's commit, by ``JobProbe.path``."""
         ...
 
+    def results(self, run: CheckRun, checks: Sequence[CheckSpec]) -> Mapping[str, CheckResult]:
+        """The latest result of each check of ``run`` that was started (a check not started is absent); starts
+        nothing. For a Job check this is read from the Job (the watch's view), so it holds across a restart."""
+        ...
+
     def cancel(self, release: ReleaseRef, keep: CheckRun | None = None) -> None:
         """Stop the release's runs other than ``keep`` (a newer commit, an abort, a rollback): their results
         no longer matter. A Job is deleted with its pods."""
