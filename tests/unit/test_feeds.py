@@ -462,3 +462,53 @@ def test_one_take_starts_no_more_slow_runs_than_the_slow_budget() -> None:
     for work in b.take(100.0, unlimited=True):
         finish(b, work, 110.0)  # every one took ten seconds: all slow now
     assert [w.lane for w in b.take(140.0)] == [Lane.SLOW, Lane.SLOW]
+
+
+# ---- backoff: a feed that keeps failing is checked less and less often ---------------------------------
+def failed(sha: str | None = None) -> SourceResult:
+    """A check that reached no commit (sha None: the remote failed) or a bad file at a good commit."""
+    if sha is None:
+        return SourceResult(Outcome(False, "FetchFailed", "unreachable"))
+    commit = CommitInfo(sha, "release", "Dev <dev@example.com>", datetime(2024, 5, 1, tzinfo=UTC))
+    return SourceResult(Outcome(False, "InvalidManifest", "bad", sha), commit)
+
+
+def test_failing_checks_back_off_to_ten_intervals_and_a_success_resets() -> None:
+    b, s = book(), sub(interval=10.0)
+    b.subscribe(s)
+    now, gaps = 100.0, []
+    for _ in range(7):
+        [work] = b.take(now)
+        finish(b, work, now, {s.release: failed()})
+        due = b.due_at(s.release)
+        assert due is not None
+        gaps.append(due - now)
+        now = due
+    assert gaps == [10.0, 20.0, 40.0, 80.0, 100.0, 100.0, 100.0]
+    [work] = b.take(now)
+    finish(b, work, now, refreshed_at=now)
+    assert b.due_at(s.release) == now + 10.0, "one success: back to the interval"
+
+
+def test_a_bad_file_at_a_good_commit_is_not_a_failing_remote() -> None:
+    b, s = book(), sub(interval=10.0)
+    b.subscribe(s)
+    now = 100.0
+    for _ in range(3):
+        [work] = b.take(now)
+        finish(b, work, now, {s.release: failed("b" * 40)})
+        assert b.due_at(s.release) == now + 10.0
+        now += 10.0
+
+
+def test_a_forced_check_is_never_held_back_by_the_backoff() -> None:
+    b, s = book(), sub(interval=10.0)
+    b.subscribe(s)
+    now = 100.0
+    for _ in range(4):
+        [work] = b.take(now)
+        finish(b, work, now, {s.release: failed()})
+        now = b.due_at(s.release) or now
+    assert b.due_at(s.release) == now  # the next timed check is 80 s away from the last run
+    b.request(s.release, now - 50.0)
+    assert b.due_at(s.release) == float("-inf"), "a webhook or reconcile-at runs at once"

@@ -38,9 +38,9 @@ CACHE_DIR = "/var/cache/bluegreen"
 # (apiGroup, resource) -> verbs: exactly what the operator does, nothing more.
 EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("bluegreen.dev", "bluegreenreleases"): {"get", "list", "watch", "patch"},
-    ("bluegreen.dev", "bluegreenreleases/status"): {"get", "patch", "update"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "update"},
-    ("", "services"): {"get", "list", "watch", "patch"},
+    ("bluegreen.dev", "bluegreenreleases/status"): {"get", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("", "services"): {"list", "watch", "patch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "secrets"): {"get"},

@@ -51,6 +51,9 @@ WORKERS = 4
 MAX_THREADS = 64
 STUCK_AFTER = 2.0
 VERDICTS_KEPT = 16
+MAX_BACKOFF = 10.0
+"""A feed whose checks keep failing (unreachable remote, refused credentials, missing Secret) waits its interval
+times 1, 2, 4, 8, then at most this factor between timed checks; a forced check is never held back."""
 
 
 class Lane(enum.Enum):
@@ -150,16 +153,23 @@ class Feed:
     slow: bool = False
     """Its last run took longer than ``stuck_after``: it runs in the slow lane."""
     verdicts: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    failures: int = 0
+    """Timed or forced runs in a row that reached no commit (see ``backoff``)."""
 
     @property
     def interval(self) -> float:
         return min(sub.interval for sub in self.subscribers.values())
 
+    @property
+    def backoff(self) -> float:
+        """The factor on the interval after ``failures`` failed runs in a row: 1, 1, 2, 4, 8, MAX_BACKOFF."""
+        return min(2.0 ** max(self.failures - 1, 0), MAX_BACKOFF)
+
     def timed_due(self) -> float:
         """When the next timed check is due (-inf before the first run)."""
         if self.base is None:
             return -math.inf
-        return self.base + self.interval * (1 + self.jitter)
+        return self.base + self.interval * self.backoff * (1 + self.jitter)
 
     def due(self) -> float:
         """When this feed should run next: at once for a request or a joiner, else its timed check."""
@@ -311,8 +321,10 @@ class FeedBook:
             feed.slow = False
         if outcome.refreshed_at is not None:
             feed.base = outcome.refreshed_at
+            feed.failures = 0
         elif work.contacts or feed.base is None:  # it failed; an answer from the mirror alone keeps the timer
             feed.base = work.started
+            feed.failures = feed.failures + 1 if _reached_no_commit(outcome) else 0
         feed.jitter = self._draw()
         while len(feed.verdicts) > VERDICTS_KEPT:
             del feed.verdicts[next(iter(feed.verdicts))]
@@ -348,6 +360,12 @@ class FeedBook:
 
     def _draw(self) -> float:
         return self.random() * self.jitter
+
+
+def _reached_no_commit(outcome: RunOutcome) -> bool:
+    """A failed run that found no commit for anyone (the remote, the credentials or the Secret failed; not a
+    bad file at a good commit)."""
+    return all(result.commit is None for result in outcome.results.values())
 
 
 def _priority(feed: Feed) -> int:

@@ -62,6 +62,10 @@ class Pass:
     """The release's status as of the last patch of this pass."""
     history: list[dict[str, Any]]
     log: Any
+    shown: Mapping[str, Any]
+    """The release's status as the object handed to the pass shows it."""
+    unpatched: dict[str, Any] | None = None
+    """The status summary of the pass's latest step, not patched yet: one patch per pass (``flush_status``)."""
 
 
 class Reconciler:
@@ -119,7 +123,7 @@ class Reconciler:
         if waiting is not None:
             return waiting
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
-        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log)
+        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log, status)
         return self.step_release(run)
 
     def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> float | None:
@@ -140,6 +144,7 @@ class Reconciler:
                 if step.writes:
                     self._act(run, step, observed, now)
             except ClusterError as exc:
+                self.flush_status(run)  # what the steps before it did (their history entries) is kept
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
                                      run.log)
                 return BLOCKED_RETRY_SECONDS
@@ -148,6 +153,7 @@ class Reconciler:
             if not step.writes:
                 break
         assert step is not None
+        self.flush_status(run)
         return self._next_pass(spec, step, run.memory)
 
     # ---- observe and act ------------------------------------------------------------------------
@@ -213,12 +219,22 @@ class Reconciler:
                                  now=now)
 
     def summarize_status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
-        """The one status summary of where the release stands, patched when it changed."""
+        """The status summary of where the release stands after ``step``: the next step of the pass plans from
+        it; it is patched once, at the end of the pass (``flush_status``)."""
         status = self._status(run, step, observed, now)
-        if status != run.memory.last_status:
-            self.cluster.patch_status(run.release, status)
-            run.memory.last_status = status
-            run.status = {**run.status, **status}
+        run.unpatched = status
+        run.status = {**run.status, **status}
+
+    def flush_status(self, run: Pass) -> None:
+        """Patch the pass's status summary unless the release already has it (as last patched, or as the
+        release object shows it: after a restart an unchanged status is not written again)."""
+        status, run.unpatched = run.unpatched, None
+        if status is None or status == run.memory.last_status or _shown(status, run.shown):
+            if status is not None:
+                run.memory.last_status = status
+            return
+        self.cluster.patch_status(run.release, status)
+        run.memory.last_status = status
 
     def _status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> dict[str, Any]:
         memory, previous = run.memory, run.status
@@ -282,9 +298,9 @@ class Reconciler:
             memory.last_notice = (reason, message)
             log.warning(message, reason=reason, action="None")
             self.cluster.post_event(release, "Warning", reason, message)
-        if status != memory.last_status:
+        if status != memory.last_status and not _shown(status, previous):
             self.cluster.patch_status(release, status)
-            memory.last_status = status
+        memory.last_status = status
 
     def _next_pass(self, spec: ReleaseSpec, step: Plan, memory: Memory) -> float | None:
         """Seconds until the step's own deadline, or a resync pass after the git interval, whichever comes
@@ -295,6 +311,12 @@ class Reconciler:
         if step.requeue_after is None:
             return resync
         return min(resync, max(0.0, step.requeue_after))
+
+
+def _shown(status: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Does the release's status ``current`` already say all of ``status``? (A None value is an absent field: a
+    merge patch removes it.)"""
+    return all(current.get(key) == value for key, value in status.items())
 
 
 def _handled(memory: Memory) -> dict[str, str]:
