@@ -103,6 +103,29 @@ def test_a_settled_release_writes_nothing_at_all(release: Harness) -> None:
     assert len(release.cluster.events) == events
 
 
+def test_a_restarted_operator_does_not_patch_a_status_the_release_already_shows(release: Harness) -> None:
+    release.released("v1")
+    release.wait(301)
+    release.run()  # the previous colour is scaled down: settled
+    writes, patches, events = (len(release.cluster.writes), len(release.cluster.status_patches),
+                               len(release.cluster.events))
+    release.__post_init__()  # a new Reconciler: nothing in memory, as after a restart
+    release.run()
+    release.run()
+    assert len(release.cluster.status_patches) == patches, "the release's status already says it all"
+    assert (len(release.cluster.writes), len(release.cluster.events)) == (writes, events)
+
+
+def test_a_status_changed_behind_the_operators_back_is_written_again(release: Harness) -> None:
+    release.released("v1")
+    release.cluster.status["phase"] = "Edited"
+    release.__post_init__()
+    patches = len(release.cluster.status_patches)
+    release.run()
+    assert len(release.cluster.status_patches) == patches + 1
+    assert release.cluster.status["phase"] != "Edited"
+
+
 def test_warm_rollback_is_one_switch_and_a_rolled_back_entry(release: Harness) -> None:
     release.released("v1")
     v2 = release.released("v2")
