@@ -4,8 +4,10 @@ Over repeated releases of one BlueGreenRelease it prints medians (and p90) of:
 
 - switch lag: from the moment the idle colour's Deployment reports every replica updated, ready and
   available (as seen on a watch) to the moment the Service selector names that colour (seen on a watch);
-- warm rollback: from the forced git check (the ``bluegreen.dev/reconcile-at`` annotation PATCH) after a
-  ``git revert`` to the selector switch;
+- warm rollback by webhook: from the push webhook (generic provider, HMAC-signed, sent to the operator's
+  receiver on loopback) announcing a ``git revert`` to the selector switch;
+- warm switch by forced check: the same after reverting the revert, announced by the
+  ``bluegreen.dev/reconcile-at`` annotation PATCH (``bluegreen reconcile``);
 - the floor: the raw latency of one Service PATCH round trip from this process;
 
 and the ratios of the first two to the floor. Both timestamps of a lag are taken by the same watcher, so
@@ -18,13 +20,18 @@ or ``make bench``.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
+import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,7 +153,14 @@ def main() -> int:
     recorder = Recorder(api)
     recorder.start()
     log = open(workdir / "operator.log", "wb")  # noqa: SIM115 (open for the child's lifetime)
-    operator = subprocess.Popen([sys.executable, "-m", "bluegreen.cli", "run", "-n", NAMESPACE, "--log-format", "json"],
+    secret = "release-latency-bench"
+    (workdir / "webhook-secret").write_text(secret)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    operator = subprocess.Popen([sys.executable, "-m", "bluegreen.cli", "run", "-n", NAMESPACE, "--log-format", "json",
+                                 "--webhook-listen", f"127.0.0.1:{port}",
+                                 "--webhook-secret-file", str(workdir / "webhook-secret")],
                                 env={**os.environ, "BLUEGREEN_CACHE_DIR": str(workdir / "cache")}, stdout=log,
                                 stderr=subprocess.STDOUT)
 
@@ -162,8 +176,20 @@ def main() -> int:
             "metadata": {"annotations": {"bluegreen.dev/reconcile-at": str(time.time_ns())}}})
         return moment
 
+    def push() -> float:
+        """A push webhook for the repository, as a git server sends it; returns when it was sent."""
+        body = json.dumps({"repository": str(repo), "ref": "refs/heads/main"}).encode()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/generic", data=body, headers={
+            "Content-Type": "application/json", "X-Signature-256": signature})
+        moment = time.monotonic()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202, response.status
+        return moment
+
     switch_lag: list[float] = []
     rollback: list[float] = []
+    forced: list[float] = []
     try:
         commit("v0")
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
@@ -182,15 +208,15 @@ def main() -> int:
             switch_lag.append(switched - ready)
             # git revert: the previous colour is warm, so this is a selector flip only.
             git(repo, "revert", "--no-edit", "HEAD")
-            asked = check_now()
+            asked = push()
             rollback.append(recorder.wait_switch(active, asked) - asked)
-            # roll forward again so the next release starts from the same shape
+            # roll forward again (also warm) so the next release starts from the same shape
             git(repo, "revert", "--no-edit", "HEAD")
             asked = check_now()
-            recorder.wait_switch(target, asked)
+            forced.append(recorder.wait_switch(target, asked) - asked)
             active = target
-            print(f"release {i:2d}: switch lag {switch_lag[-1] * 1000:6.1f} ms, warm rollback "
-                  f"{rollback[-1] * 1000:6.1f} ms", flush=True)
+            print(f"release {i:2d}: switch lag {switch_lag[-1] * 1000:6.1f} ms, webhook warm rollback "
+                  f"{rollback[-1] * 1000:6.1f} ms, forced-check warm switch {forced[-1] * 1000:6.1f} ms", flush=True)
     finally:
         operator.terminate()
         operator.wait(timeout=20)
@@ -201,8 +227,10 @@ def main() -> int:
     print(f"Service PATCH (floor)                 {summary(floor)}")
     print(f"idle available -> selector switched   {summary(switch_lag)}   "
           f"ratio to floor {statistics.median(switch_lag) / floor_median:5.1f}x")
-    print(f"forced check -> warm rollback switch  {summary(rollback)}   "
+    print(f"webhook -> warm rollback switch       {summary(rollback)}   "
           f"ratio to floor {statistics.median(rollback) / floor_median:5.1f}x")
+    print(f"forced check -> warm switch           {summary(forced)}   "
+          f"ratio to floor {statistics.median(forced) / floor_median:5.1f}x")
     core.delete_namespace(NAMESPACE)
     return 0
 
