@@ -353,9 +353,23 @@ class EndpointsRecorder:
         return self
 
     def __exit__(self, *_: object) -> None:
-        time.sleep(0.5)  # let the last changes arrive
+        # Let the last changes arrive: until the recorded state is the one the API server lists now (a loaded
+        # endpoints controller or watch may lag well behind the last switch), at most 10 s.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if self.current() == self._listed():
+                break
         self._stopping = True
         self._watch.stop()
+
+    def _listed(self) -> frozenset[str]:
+        listing = self.core.list_namespaced_endpoints(self.namespace, field_selector=f"metadata.name={self.service}")
+        ips: set[str] = set()
+        for item in listing.items:
+            for subset in item.subsets or []:
+                ips |= {a.ip for a in subset.addresses or []}
+        return frozenset(ips)
 
     def current(self) -> frozenset[str]:
         return self.history[-1][1] if self.history else frozenset()
