@@ -45,8 +45,8 @@ NAMESPACE = "bluegreen-bench"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
 GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
            "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
-MANIFEST = (ROOT / "demo" / "app" / "deployment.yaml").read_text().replace("initialDelaySeconds: 2",
-                                                                            "initialDelaySeconds: 1")
+MANIFEST = (ROOT / "demo" / "app" / "deployment.yaml").read_text().replace("@CHECKOUT@", str(ROOT)).replace(
+    "initialDelaySeconds: 2", "initialDelaySeconds: 1")
 
 
 class Recorder:
@@ -165,7 +165,8 @@ def main() -> int:
                                 stderr=subprocess.STDOUT)
 
     def commit(version: str) -> str:
-        (repo / "apps" / "deployment.yaml").write_text(MANIFEST.replace("shop:v1", f"shop:{version}"))
+        (repo / "apps" / "deployment.yaml").write_text(
+            MANIFEST.replace("{name: APP_VERSION, value: v1}", f"{{name: APP_VERSION, value: {version}}}"))
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", version)
         return git(repo, "rev-parse", "HEAD")
