@@ -320,3 +320,30 @@ def test_a_written_body_with_a_new_generation_queues_a_pass() -> None:
         return queued
 
     assert asyncio.run(scenario()) == [KEY]
+
+
+def test_a_failed_pass_is_logged_as_a_warning_naming_the_release_the_error_and_the_retry() -> None:
+    from structlog.testing import capture_logs
+
+    failed = threading.Event()
+
+    def reconcile(b: Any, spec: Any) -> float:
+        failed.set()
+        raise RuntimeError("the API server said no")
+
+    controller = Controller(reconcile, workers=1, rand=constant(0.0),
+                            timing=Timing(backoff_first=0.5, backoff_max=2.0, resync=3600))
+
+    async def scenario() -> None:
+        controller.start()
+        controller.upsert(body())
+        await asyncio.to_thread(failed.wait, 5)
+        await asyncio.sleep(0.05)
+        await controller.stop()
+
+    with capture_logs() as logs:
+        asyncio.run(scenario())
+    [line] = [entry for entry in logs if entry.get("action") == "Reconcile"]
+    assert line == {"event": "reconcile failed; retrying", "log_level": "warning", "release": "web",
+                    "namespace": "ns", "action": "Reconcile", "error": "RuntimeError: the API server said no",
+                    "retry_in": 0.5}
