@@ -153,7 +153,8 @@ def _check_pod_spec(pod_spec: Mapping[str, Any], where: str) -> None:
         at_list = f"spec.template.spec.{list_name}"
         containers = pod_spec.get(list_name, [])
         if not isinstance(containers, list) or (list_name == "containers" and not containers):
-            _invalid(where, f"{at_list} must be a non-empty list of containers")
+            _invalid(where, f"{at_list} must be a {'non-empty ' if list_name == 'containers' else ''}list of "
+                            "containers")
         for index, container in enumerate(containers):
             at = f"{at_list}[{index}]"
             if not isinstance(container, dict):
