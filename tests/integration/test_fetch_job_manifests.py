@@ -78,7 +78,10 @@ def counting(cache_dir: Any) -> CountingSource:
     return source
 
 
-def check(source: GitSource, repo: GitRepo, *, ref: GitRef = GitRef("branch", "main"),
+MAIN = GitRef("branch", "main")
+
+
+def check(source: GitSource, repo: GitRepo, *, ref: GitRef = MAIN,
           job_paths: tuple[str, ...] = (JOB_PATH,),
           previous: Mapping[tuple[str, str], SourceResult] | None = None) -> SourceResult:
     sub = Subscription(("shop", "shop"), repo.url, ref, MANIFEST_PATH, job_paths=job_paths)
