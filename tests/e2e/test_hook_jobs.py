@@ -26,7 +26,7 @@ from bluegreen.hooks.hook_jobs import HookJobs
 from bluegreen.hooks.job_checks import JobCheckRunner, hook_job_run
 from bluegreen.kube.client import RequestTimeouts, TimedApiClient
 from bluegreen.kube.cluster import ClusterView, KubeCluster
-from conftest import operator_kubeconfig
+from conftest import Cluster, GitRepo, Operator, operator_kubeconfig
 
 IMAGE = "local/python:3"
 SHA1, SHA2, SHA3 = "1a" * 20, "2b" * 20, "3c" * 20
@@ -296,3 +296,37 @@ def test_a_job_the_api_server_refuses_fails_the_check(harness: Harness, namespac
     with pytest.raises(ApiException):
         harness.batch.read_namespaced_job("shop-pre-smoke-1a1a1a1a1a-green", namespace)
 
+
+
+def test_the_operator_watches_the_hook_jobs_under_its_role(cluster: Cluster, repo: GitRepo, operator: Operator,
+                                                          namespace: str) -> None:
+    """The real operator (kopf, the least-privilege Role): it lists the Jobs labelled bluegreen.dev/release, and
+    a Job's life (created, finished, deleted) runs through its handlers without an error while it serves."""
+    from test_reads_from_watches import audit_log, require_audit_log
+
+    cluster.create_service()
+    v1 = repo.release("registry.local/shop:v1")
+    cluster.create_release(repo)
+    cluster.wait_serving(v1, "blue")
+    require_audit_log()
+    user = f"system:serviceaccount:{namespace}:bluegreen-operator"
+    entries = [json.loads(line) for line in audit_log().read_text().splitlines()]
+    jobs_reads = {(e["verb"], (e.get("objectRef") or {}).get("resource")) for e in entries
+                  if e["user"]["username"] == user and (e.get("objectRef") or {}).get("resource") == "jobs"}
+    assert ("list", "jobs") in jobs_reads, f"the operator's Job watch did not list: {jobs_reads}"
+
+    batch = client.BatchV1Api(cluster.api)
+    body = {"metadata": {"name": "shop-pre-smoke-1a1a1a1a1a-blue", "labels": {"bluegreen.dev/release": "shop",
+                                                                              "bluegreen.dev/hook": "prePromotion"},
+                         "annotations": {"bluegreen.dev/commit": SHA1}},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": IMAGE, "command": ["python3", "-c", "print('ok')"]}]}}}}
+    batch.create_namespaced_job(namespace, body)
+    wait_until(lambda: batch.read_namespaced_job_status(body["metadata"]["name"], namespace).status.succeeded,
+               timeout=30, what="the Job completed")
+    batch.delete_namespaced_job(body["metadata"]["name"], namespace, propagation_policy="Background")
+    time.sleep(2)
+    log = operator.text()
+    assert "job_event" not in log and "job_index" not in log and "Traceback" not in log, log[-3000:]
+    assert operator.process is not None and operator.process.poll() is None
+    assert cluster.status()["phase"] == "Healthy"
