@@ -222,6 +222,14 @@ def test_a_name_with_unsafe_characters_is_made_safe_and_hashed() -> None:
     assert "--" not in cut and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", cut)
 
 
+def test_a_name_of_exactly_63_characters_is_kept() -> None:
+    fits = job_name("a" * 36, "prePromotion", SHA, Color.GREEN, "smoke")
+    assert fits == "a" * 36 + "-pre-smoke-0123456789-green" and len(fits) == MAX_NAME_LENGTH
+    longer = job_name("a" * 37, "prePromotion", SHA, Color.GREEN, "smoke")
+    assert re.fullmatch("a" * 37 + r"-pre-smoke-012345-[0-9a-f]{8}", longer), longer
+    assert len(longer) == MAX_NAME_LENGTH
+
+
 def test_the_run_names_its_job() -> None:
     assert RUN.job_name == "shop-pre-smoke-0123456789-green"
 

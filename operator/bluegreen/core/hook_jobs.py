@@ -192,8 +192,8 @@ def job_name(release: str, hook: str, commit: str, color: Color | str | None = N
     identity = "\0".join([release, hook, check or "", commit, str(color or "")])
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:NAME_HASH_LENGTH]
     safe = _UNSAFE_RE.sub("-", plain.lower())
-    prefix = safe[:MAX_NAME_LENGTH - NAME_HASH_LENGTH - 1].strip("-")
-    return f"{prefix}-{digest}" if prefix else digest
+    prefix = safe[:MAX_NAME_LENGTH - NAME_HASH_LENGTH - 1].strip("-")  # never empty: the release leads
+    return f"{prefix}-{digest}"
 
 
 def render_job(manifest: JobManifest, run: HookJobRun, *, timeout_seconds: float | None = None,
