@@ -102,7 +102,8 @@ REFUSED: list[tuple[str, str | bytes, str]] = [
      "'shop'."),
     ("metadata not a mapping", variant(lambda d: d.update(metadata=[1])), "metadata must be a mapping."),
     ("reserved label", variant(lambda d: d["metadata"]["labels"].update({"bluegreen.dev/hook": "x"})),
-     "metadata.labels 'bluegreen.dev/hook' uses the reserved prefix bluegreen.dev/"),
+     f"{PATH}: metadata.labels 'bluegreen.dev/hook' uses the reserved prefix bluegreen.dev/; the operator sets "
+     "those itself, remove it."),
     ("reserved annotation", variant(lambda d: d["metadata"]["annotations"].update({"bluegreen.dev/commit": "x"})),
      "metadata.annotations 'bluegreen.dev/commit' uses the reserved prefix"),
     ("number label", variant(lambda d: d["metadata"]["labels"].update(n=1)),
@@ -146,10 +147,18 @@ REFUSED: list[tuple[str, str | bytes, str]] = [
     ("env without name", variant(lambda d: pod(d)["containers"][0].update(env=[{"value": "b"}])),
      "spec.template.spec.containers[0].env[0] must be a mapping with a non-empty name."),
     ("reserved env", variant(lambda d: pod(d)["containers"][0]["env"].append({"name": "BLUEGREEN_COMMIT"})),
-     "spec.template.spec.containers[0].env[1].name 'BLUEGREEN_COMMIT' is set by the operator"),
+     "spec.template.spec.containers[0].env[1].name 'BLUEGREEN_COMMIT' is set by the operator (BLUEGREEN_RELEASE, "
+     "BLUEGREEN_COLOR, BLUEGREEN_COMMIT, BLUEGREEN_HOOK, BLUEGREEN_PREVIEW_SERVICE); remove it."),
     ("reserved env in init", variant(lambda d: pod(d)["initContainers"][0].update(
         env=[{"name": "BLUEGREEN_PREVIEW_SERVICE", "value": "x"}])), "initContainers[0].env[0].name"),
     ("infinity", variant(lambda d: d["spec"].update(parallelism=float("inf"))), "which JSON cannot hold"),
+    ("nested too deeply", "[" * 3000, f"{PATH} is nested too deeply to be read."),
+    ("pod metadata not a mapping", variant(lambda d: d["spec"]["template"].update(metadata="x")),
+     f"{PATH}: spec.template.metadata must be a mapping."),
+    ("number pod label", variant(lambda d: d["spec"]["template"]["metadata"]["labels"].update(n=2)),
+     f"{PATH}: spec.template.metadata.labels.n must be a string, not 2 (quote it)."),
+    ("pod labels not a mapping", variant(lambda d: d["spec"]["template"]["metadata"].update(labels=["a"])),
+     f"{PATH}: spec.template.metadata.labels must be a mapping."),
 ]
 
 
@@ -180,6 +189,13 @@ def test_the_path_may_be_empty() -> None:
 @pytest.mark.parametrize("policy", ["Never", "OnFailure"])
 def test_restart_policies_that_a_job_allows(policy: str) -> None:
     assert pod(parse(variant(lambda d: pod(d).update(restartPolicy=policy))))["restartPolicy"] == policy
+
+
+def test_what_a_job_may_leave_out() -> None:
+    bare = variant(lambda d: (d["spec"]["template"].pop("metadata"), pod(d).pop("initContainers"), d.pop("metadata"),
+                              pod(d)["containers"][0].pop("env")))
+    doc = parse(bare)
+    assert "metadata" not in doc and "initContainers" not in pod(doc)
 
 
 def test_limits_at_their_edges_are_accepted() -> None:
@@ -222,6 +238,12 @@ def test_a_name_with_unsafe_characters_is_made_safe_and_hashed() -> None:
     assert "--" not in cut and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", cut)
 
 
+def test_hashed_names_stay_the_same_across_versions() -> None:
+    """A changed hash would run every hook Job again after an upgrade: these are pinned."""
+    assert job_name("a" * 50, "prePromotion", SHA, Color.GREEN, "smoke") == "a" * 50 + "-pre-b91d51fd"
+    assert job_name("shop", "expand", SHA, None, "Smoke_Test") == "shop-expand-smoke-test-0123456789-676542c9"
+
+
 def test_a_name_of_exactly_63_characters_is_kept() -> None:
     fits = job_name("a" * 36, "prePromotion", SHA, Color.GREEN, "smoke")
     assert fits == "a" * 36 + "-pre-smoke-0123456789-green" and len(fits) == MAX_NAME_LENGTH
@@ -238,8 +260,12 @@ def test_the_run_names_its_job() -> None:
 def test_the_rendered_job_carries_the_run() -> None:
     manifest = parse(MANIFEST)
     before = copy.deepcopy(manifest)
-    job = render_job(manifest, RUN, timeout_seconds=299.5, owner={"kind": "BlueGreenRelease", "uid": "uid-1"})
+    owner: dict[str, Any] = {"kind": "BlueGreenRelease", "uid": "uid-1", "extra": {"a": 1}}
+    job = render_job(manifest, RUN, timeout_seconds=299.5, owner=owner)
     assert manifest == before, "the manifest is not modified"
+    owner["extra"]["a"] = 2
+    assert job["metadata"]["ownerReferences"][0]["extra"] == {"a": 1}, "a copy"
+    del job["metadata"]["ownerReferences"][0]["extra"]
     meta = job["metadata"]
     assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
     assert meta["name"] == "shop-pre-smoke-0123456789-green" and meta["namespace"] == NS

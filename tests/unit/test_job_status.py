@@ -10,8 +10,8 @@ import pytest
 from bluegreen.core.checks import Verdict
 from bluegreen.core.job_status import JobState, job_record, job_state
 
-T0, T1 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:07Z"
-AT0, AT1 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC), datetime(2026, 12, 1, 10, 0, 7, tzinfo=UTC)
+T0, T1, T2 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:07Z", "2026-12-01T10:00:06Z"
+AT0, AT1, AT2 = (datetime(2026, 12, 1, 10, 0, s, tzinfo=UTC) for s in (0, 7, 6))
 
 
 def body(status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
@@ -31,8 +31,8 @@ STATES: list[tuple[str, dict[str, Any], dict[str, Any], JobState]] = [
     ("new", {}, {}, JobState(Verdict.RUNNING, "Running", "running: 0 active, 0 succeeded, 0 failed")),
     ("active", {"startTime": T0, "active": 1}, {},
      JobState(Verdict.RUNNING, "Running", "running: 1 active, 0 succeeded, 0 failed", AT0)),
-    ("complete", {"startTime": T0, "completionTime": T1, "succeeded": 1, "conditions": [condition("Complete")]}, {},
-     JobState(Verdict.PASSED, "Passed", "Complete", AT0, AT1)),
+    ("complete", {"startTime": T0, "completionTime": T2, "succeeded": 1, "conditions": [condition("Complete")]}, {},
+     JobState(Verdict.PASSED, "Passed", "Complete", AT0, AT2)),
     ("complete, time from the condition", {"conditions": [condition("Complete", "Done", "all good")]}, {},
      JobState(Verdict.PASSED, "Passed", "Done: all good", None, AT1)),
     ("backoff limit", {"startTime": T0, "failed": 1, "conditions": [
@@ -55,8 +55,11 @@ STATES: list[tuple[str, dict[str, Any], dict[str, Any], JobState]] = [
      JobState(Verdict.RUNNING, "Running", "running: 0 active, 0 succeeded, 0 failed")),
     ("the first true verdict wins", {"conditions": [condition("Failed", "DeadlineExceeded"), condition("Complete")]},
      {}, JobState(Verdict.FAILED, "JobDeadlineExceeded", "DeadlineExceeded", None, AT1)),
-    ("deleted while running", {"active": 1, "failed": 2}, {"deletionTimestamp": T1},
-     JobState(Verdict.FAILED, "JobDeleted", "deleted before it finished (1 active, 0 succeeded, 2 failed)")),
+    ("deleted while running", {"startTime": T0, "active": 1, "failed": 2}, {"deletionTimestamp": T1},
+     JobState(Verdict.FAILED, "JobDeleted", "deleted before it finished (1 active, 0 succeeded, 2 failed)", AT0)),
+    ("a false condition before the true one", {"conditions": [condition("Failed", "X", status="False"),
+                                                              condition("Complete")]}, {},
+     JobState(Verdict.PASSED, "Passed", "Complete", None, AT1)),
     ("deleted after it passed", {"conditions": [condition("Complete")]}, {"deletionTimestamp": T1},
      JobState(Verdict.PASSED, "Passed", "Complete", None, AT1)),
 ]
@@ -87,7 +90,7 @@ def test_a_job_without_the_release_label_is_not_ours() -> None:
 
 
 def test_a_bare_job_of_ours_has_no_run_details() -> None:
-    record = job_record({"metadata": {"name": "x", "labels": {"bluegreen.dev/release": "shop"}}})
+    record = job_record({"metadata": {"labels": {"bluegreen.dev/release": "shop"}}})
     assert record is not None
     assert (record.hook, record.commit, record.color, record.check, record.created_at) == (None,) * 5
-    assert (record.namespace, record.uid, record.resource_version) == ("", "", "")
+    assert (record.namespace, record.name, record.uid, record.resource_version) == ("", "", "", "")
