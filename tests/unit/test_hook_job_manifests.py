@@ -242,6 +242,7 @@ def test_hashed_names_stay_the_same_across_versions() -> None:
     """A changed hash would run every hook Job again after an upgrade: these are pinned."""
     assert job_name("a" * 50, "prePromotion", SHA, Color.GREEN, "smoke") == "a" * 50 + "-pre-b91d51fd"
     assert job_name("shop", "expand", SHA, None, "Smoke_Test") == "shop-expand-smoke-test-0123456789-676542c9"
+    assert job_name("b" * 60, "expand", SHA, Color.BLUE) == "b" * 54 + "-58554e9c"
 
 
 def test_a_name_of_exactly_63_characters_is_kept() -> None:
