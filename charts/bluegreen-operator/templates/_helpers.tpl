@@ -70,4 +70,13 @@ Keep equal to manifests/rbac.yaml: tests/unit/test_packaging.py parses this bloc
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 {{- end }}

@@ -31,10 +31,13 @@ class Cluster(Protocol):
 
 
 class Source(Protocol):
-    """One file at the commit a ref points to, and a commit's signature. Raises ``SourceError``."""
+    """One file at the commit a ref points to, another file of a commit already fetched, and a commit's
+    signature. Raises ``SourceError``."""
 
     def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
                  not_before: float | None = None) -> Snapshot: ...
+    def read(self, url: str, commit_sha: str, path: str, *,
+             credentials: Credentials | None = None) -> Snapshot: ...
     def signature(self, url: str, commit_sha: str, *,
                   credentials: Credentials | None = None) -> tuple[bytes, bytes] | None: ...
 

@@ -1,4 +1,4 @@
-"""Connecting to the API server: the client configuration, a timeout on every request, and the three API
+"""Connecting to the API server: the client configuration, a timeout on every request, and the API
 groups the operator uses."""
 
 from __future__ import annotations
@@ -67,10 +67,11 @@ def current_namespace() -> str | None:
 
 
 class Apis:
-    """The typed APIs over one ``ApiClient``: apps/v1, core/v1 and custom objects."""
+    """The typed APIs over one ``ApiClient``: apps/v1, batch/v1, core/v1 and custom objects."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)

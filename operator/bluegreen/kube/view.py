@@ -1,14 +1,15 @@
-"""The cluster as the watches deliver it: the release Deployments and the Services, in memory.
+"""The cluster as the watches deliver it: the release Deployments and Jobs, and the Services, in memory.
 
-kopf's watch streams already carry every change of the Deployments labelled ``bluegreen.dev/release`` and of
-the Services; the kopf handlers feed each one here (``observe_*`` / ``*_gone``), and so does every write of
+kopf's watch streams already carry every change of the Deployments and Jobs labelled ``bluegreen.dev/release``
+and of the Services; the kopf handlers feed each one here (``observe_*`` / ``*_gone``), and so does every write of
 the operator with the object the API server returned, so the step after a write sees it. Reads
 (``KubeCluster.color_state`` / ``service_state``) then cost no API request.
 
-Only what the planner needs is kept (``kube.states``: parsed states, uid, resourceVersion, the release label),
-never whole bodies. A body never replaces a newer one: resourceVersions are compared (as the integers the API
-server hands out; an opaque one is taken as newer), and a deleted object leaves a tombstone for a while, so a
-write's response that arrives after the deletion's event does not bring it back.
+Only what the planner needs is kept (``kube.states``: parsed states, uid, resourceVersion, the release label;
+``core.job_status`` for Jobs), never whole bodies. A body never replaces a newer one: resourceVersions are
+compared (as the integers the API server hands out; an opaque one is taken as newer), and a deleted object
+leaves a tombstone for a while, so a write's response that arrives after the deletion's event does not bring
+it back.
 
 Thread-safe: events arrive on the event loop, writes return in the worker threads of the passes.
 """
@@ -18,12 +19,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from bluegreen.core.job_status import JobRecord, job_record
 from bluegreen.kube.states import DeploymentRecord, ServiceRecord, deployment_record, service_record
 
 Key = tuple[str, str]  # (namespace, name)
 TOMBSTONE_SECONDS = 300.0
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class _Versioned(Protocol):
@@ -101,6 +105,8 @@ class ClusterView:
         self._lock = threading.Lock()
         self._deployments: _Store[DeploymentRecord] = _Store(clock, tombstone_seconds)
         self._services: _Store[ServiceRecord] = _Store(clock, tombstone_seconds)
+        self._jobs: _Store[JobRecord] = _Store(clock, tombstone_seconds)
+        self._jobs_by_release: dict[Key, set[str]] = {}  # (namespace, release) -> Job names
 
     # ---- fed by watch events and write responses ------------------------------------------------
     def observe_deployment(self, body: Mapping[str, Any]) -> bool:
@@ -126,6 +132,34 @@ class ClusterView:
         with self._lock:
             return self._services.remove(_key(body), _version(body))
 
+    def observe_job(self, body: Mapping[str, Any]) -> bool:
+        """A Job as listed, watched or returned by a write; one without the release label is not kept."""
+        key = _key(body)
+        with self._lock:
+            before = self._jobs.records.get(key)
+            changed = self._jobs.put(key, _version(body), job_record(body))
+            self._index_job(key, before)
+            return changed
+
+    def job_gone(self, body: Mapping[str, Any]) -> JobRecord | None:
+        """A Job was deleted (or left the label selector); returns the record it had, if any."""
+        key = _key(body)
+        with self._lock:
+            record = self._jobs.records.get(key)
+            removed = self._jobs.remove(key, _version(body))
+            self._index_job(key, record)
+            return record if removed else None
+
+    def _index_job(self, key: Key, before: JobRecord | None) -> None:
+        after = self._jobs.records.get(key)
+        if before is not None and (after is None or after.release != before.release):
+            names = self._jobs_by_release.get((key[0], before.release), set())
+            names.discard(key[1])
+            if not names:
+                self._jobs_by_release.pop((key[0], before.release), None)
+        if after is not None:
+            self._jobs_by_release.setdefault((key[0], after.release), set()).add(key[1])
+
     # ---- read by the passes ---------------------------------------------------------------------
     def deployment(self, namespace: str, name: str) -> DeploymentRecord | None:
         with self._lock:
@@ -134,6 +168,17 @@ class ClusterView:
     def service(self, namespace: str, name: str) -> ServiceRecord | None:
         with self._lock:
             return self._services.records.get((namespace, name))
+
+    def job(self, namespace: str, name: str) -> JobRecord | None:
+        with self._lock:
+            return self._jobs.records.get((namespace, name))
+
+    def release_jobs(self, namespace: str, release: str) -> list[JobRecord]:
+        """The Jobs labelled for ``release``, oldest first (by creation, then name)."""
+        with self._lock:
+            names = self._jobs_by_release.get((namespace, release), set())
+            records = [self._jobs.records[(namespace, name)] for name in names]
+        return sorted(records, key=lambda r: (r.created_at or _EPOCH, r.name))
 
     def sizes(self) -> tuple[int, int]:
         """How many Deployments and Services the view holds."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from bluegreen.core.commits import CommitInfo
 from bluegreen.core.desired import DesiredTemplate
 from bluegreen.core.errors import Outcome, SourceError
+from bluegreen.core.hook_jobs import JobManifest
 from bluegreen.core.spec import GitRef, ReleaseRef, ReleaseSpec
 from bluegreen.git.remote import parse_url
 
@@ -74,18 +75,21 @@ class Subscription:
     verify_secret: str | None = None
     """``spec.source.verify.secretRef.name``: the trusted keys, when signatures are checked."""
     interval: float = 30.0
+    job_paths: tuple[str, ...] = ()
+    """More files of the same commit: the hook Job manifests (``job.path`` of the checks, the migrations),
+    read at the manifest's commit and parsed as batch/v1 Jobs (``SourceResult.job_manifests``)."""
 
     @classmethod
-    def of(cls, release: ReleaseRef, spec: ReleaseSpec) -> Subscription:
+    def of(cls, release: ReleaseRef, spec: ReleaseSpec, job_paths: tuple[str, ...] = ()) -> Subscription:
         src = spec.source
         verify = src.verify.secret_ref if src.verify is not None else None
         return cls((release.namespace, release.name), src.url, src.ref, src.path, src.secret_ref, verify,
-                   src.interval_seconds)
+                   src.interval_seconds, tuple(sorted(set(job_paths))))
 
     def same_source(self, other: Subscription) -> bool:
         """Whether both read the same thing (they may differ in their interval)."""
-        return (self.url, self.ref, self.path, self.secret, self.verify_secret) == \
-            (other.url, other.ref, other.path, other.secret, other.verify_secret)
+        return (self.url, self.ref, self.path, self.secret, self.verify_secret, self.job_paths) == \
+            (other.url, other.ref, other.path, other.secret, other.verify_secret, other.job_paths)
 
 
 def feed_key(sub: Subscription) -> FeedKey:
@@ -113,6 +117,8 @@ class SourceResult:
     """The signature verdict, when ``verify`` is set."""
     checked_at: float = field(default=0.0, compare=False)
     """``time.monotonic()`` when the run that produced it started; not part of what changed."""
+    job_manifests: Mapping[str, JobManifest] = field(default_factory=dict)
+    """The parsed Job manifests of the commit by path (``Subscription.job_paths``), with ``template``."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """What one run of a feed does, on a fetch thread (never in a pass): read the credentials Secret, fetch each
-ref once, read each release's file, verify the commit's signature (gpg/ssh-keygen), parse the manifest.
+ref once, read each release's file, verify the commit's signature (gpg/ssh-keygen), parse the manifest, and
+read and parse the hook Job manifests the release names (``Subscription.job_paths``) at the same commit.
 
 A result says what this check found: the commit and its manifest, or why there is nothing to release (a
 manifest that does not parse, an unsigned or untrusted commit: the commit is named, the manifest withheld),
-or a failure before any commit was reached (``commit`` None). What the release keeps through such a failure
-is the pass's business (``source_step.adopt``).
+or a failure before any commit was reached (``commit`` None). A missing or invalid Job manifest withholds the
+commit's manifest too (``InvalidJobManifest``, the path named): such a commit is not released. The manifest
+and the Job manifests of a commit are parsed once (the previous result is reused for the same commit). What
+the release keeps through such a failure is the pass's business (``source_step.adopt``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bluegreen.core.commits import CommitInfo, Snapshot
 from bluegreen.core.credentials import Credentials
 from bluegreen.core.desired import ManifestError, parse_manifest
 from bluegreen.core.errors import Outcome, SourceError, VerifyError
+from bluegreen.core.hook_jobs import JobManifest, JobManifestError, parse_job_manifest
 from bluegreen.core.protocols import Source, Verifier
 from bluegreen.runtime.feeds import RunOutcome, SourceResult, Subscription, Work
 
@@ -65,18 +69,41 @@ class _Run:
             if not verified.ok:
                 return SourceResult(Outcome(False, verified.reason, verified.message, commit.sha), commit, None,
                                     verified, self.work.started)
+        job_manifests: Mapping[str, JobManifest] | None = None
         if previous is not None and previous.template is not None and previous.commit is not None \
                 and previous.commit.sha == commit.sha:
             template = previous.template  # a commit's file never changes: parsed once
+            if set(previous.job_manifests) == set(sub.job_paths):
+                job_manifests = previous.job_manifests
         else:
             try:
                 template = parse_manifest(got.content, namespace=sub.release[0], path=sub.path)
             except ManifestError as exc:
                 return SourceResult(Outcome(False, exc.reason, f"commit {commit.short_sha}: {exc.message}", commit.sha),
                                     commit, None, verified, self.work.started)
+        if job_manifests is None:
+            assert not isinstance(credentials, SourceError)
+            try:
+                job_manifests = self.job_manifests(sub, commit, credentials)
+            except JobManifestError as exc:
+                return SourceResult(Outcome(False, exc.reason, f"commit {commit.short_sha}: {exc.message}", commit.sha),
+                                    commit, None, verified, self.work.started)
         message = f"commit {commit.short_sha} ({commit.summary!r}) on {sub.ref.describe()} of {sub.path}"
         return SourceResult(Outcome(True, "Fetched", message, commit.sha), commit, template, verified,
-                            self.work.started)
+                            self.work.started, job_manifests)
+
+    def job_manifests(self, sub: Subscription, commit: CommitInfo,
+                      credentials: Credentials | None) -> dict[str, JobManifest]:
+        """The Job manifests ``sub`` names, read at ``commit`` (from the mirror the manifest came from)."""
+        manifests: dict[str, JobManifest] = {}
+        for path in sub.job_paths:
+            try:
+                snap = self.owner.source.read(sub.url, commit.sha, path, credentials=credentials)
+            except SourceError as exc:  # the hint of a git error is about spec.source.path: not this file's
+                raise JobManifestError(f"the Job manifest {path!r} cannot be read: "
+                                       f"{exc.message.split('; ')[0].rstrip('.')}.") from None
+            manifests[path] = parse_job_manifest(snap.content, namespace=sub.release[0], path=path)
+        return manifests
 
     def credentials(self, sub: Subscription) -> Credentials | SourceError | None:
         """Git credentials from the Secret named in spec.source.secretRef, read on every run (rotation)."""

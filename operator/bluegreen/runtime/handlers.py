@@ -4,7 +4,9 @@
   its ``bluegreen.dev/reconcile-at`` annotation changed);
 - the Deployments labelled ``bluegreen.dev/release`` (selected on the server) and the Services feed the
   in-memory view (``bluegreen.kube.view``) that passes plan from, and queue the releases they belong to, so a
-  cut-over follows the last pod becoming ready within a fraction of a second. The view is fed by
+  cut-over follows the last pod becoming ready within a fraction of a second. The hook Jobs labelled
+  ``bluegreen.dev/release`` (checks, migrations) feed the view too, and the hook-Job runner
+  (``bluegreen.hooks.hook_jobs``) wakes the release when a Job's verdict changes. The view is fed by
   ``@kopf.index`` handlers: kopf holds back the processing of every event (release events, which start the
   passes, included) until each indexed resource is fully listed, so no pass plans from a half-listed view;
 - git is read by the fetch scheduler (``runtime.fetcher``) on its own threads; it queues a release when its
@@ -30,6 +32,8 @@ import kopf
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
+from bluegreen.hooks.hook_jobs import HookJobs
+from bluegreen.hooks.job_checks import JobCheckRunner
 from bluegreen.kube.client import RequestTimeouts, load_api_client
 from bluegreen.kube.cluster import ClusterView, KubeCluster
 from bluegreen.logs import get_logger
@@ -72,6 +76,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Only our Deployments are streamed: the API server filters by label (a foreign same-named Deployment is
     # found by the write path instead, see KubeWrites.apply_deployment).
     settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
+    settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_RELEASE  # the hook Jobs only
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     view = memo.view = ClusterView()
     cluster = KubeCluster(load_api_client(timeouts), view)
@@ -90,6 +95,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
         loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
+
+    # The hook Jobs of releases (Job checks; migrations reuse memo.hook_jobs): a verdict change queues the release.
+    memo.hook_jobs = HookJobs(cluster, lambda release: queue(release.namespace, release.name))
+    memo.job_checks = JobCheckRunner(memo.hook_jobs)
 
     fetcher.start(queue)
     memo.controller = controller
@@ -168,6 +177,24 @@ async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any
         release = gone.release if gone is not None else release
     if release:
         memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
+
+
+@kopf.index("batch", "v1", "jobs")
+async def job_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.view.observe_job(body)
+
+
+@kopf.on.event("batch", "v1", "jobs")
+async def job_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Wake the release of a hook Job whose verdict changed, or that is gone."""
+    hook_jobs: HookJobs = memo.hook_jobs
+    meta = body.get("metadata", {})
+    if type == "DELETED":
+        gone = memo.view.job_gone(body)
+        if gone is not None:
+            hook_jobs.gone(gone)
+    else:
+        hook_jobs.observed(meta.get("namespace"), meta.get("name"))
 
 
 @kopf.on.event("", "v1", "services")

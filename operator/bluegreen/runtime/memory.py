@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bluegreen.core.commits import CommitInfo
 from bluegreen.core.desired import DesiredTemplate
 from bluegreen.core.errors import Outcome
+from bluegreen.core.hook_jobs import JobManifest
 
 NOT_FETCHED = "NotFetched"
 
@@ -21,6 +23,8 @@ class Memory:
     """The latest look at git adopted from the fetch scheduler (``NotFetched`` until the first one)."""
     commit: CommitInfo | None = None
     template: DesiredTemplate | None = None
+    job_manifests: Mapping[str, JobManifest] = field(default_factory=dict)
+    """The hook Job manifests of ``commit`` by path, parsed (empty when the release names none)."""
     verified: Outcome | None = None  # outcome of signature verification (spec.source.verify set)
     checked_at: float | None = None  # monotonic: when the check behind ``source`` started
     waiting_since: float | None = None  # monotonic: when a pass first found no git result at all

@@ -75,9 +75,10 @@ class SourceStep:
 def adopt(memory: Memory, result: SourceResult) -> None:
     """Take a check's result into the release's memory (idempotent: every pass adopts the latest).
 
-    A check that failed before reaching a commit keeps the last commit; it keeps the last good manifest too
-    when a retry may cure the failure (unreachable, fetch failed), so a release under way can finish, and
-    drops it otherwise (the branch, the path or the Secret is gone: hold until a good commit arrives).
+    A check that failed before reaching a commit keeps the last commit; it keeps the last good manifest (and
+    its Job manifests) too when a retry may cure the failure (unreachable, fetch failed), so a release under
+    way can finish, and drops them otherwise (the branch, the path or the Secret is gone: hold until a good
+    commit arrives).
     """
     memory.checked_at = result.checked_at
     memory.waiting_since = None
@@ -86,8 +87,10 @@ def adopt(memory: Memory, result: SourceResult) -> None:
         memory.source = Outcome(False, source.reason, source.message, memory.source.commit)
         if not is_transient(source):
             memory.template = None
+            memory.job_manifests = {}
         return
     memory.source = result.source
     memory.commit = result.commit
     memory.template = result.template
+    memory.job_manifests = result.job_manifests
     memory.verified = result.verified
