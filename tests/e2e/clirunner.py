@@ -78,3 +78,35 @@ def remove_annotation(api: client.ApiClient, namespace: str, key: str, name: str
     """What the operator does once it handled a request."""
     client.CustomObjectsApi(api).patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": {key: None}}})
+
+
+def viewer_kubeconfig(api: client.ApiClient, namespace: str, path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount that may read releases, Deployments and Services, but no Secret."""
+    from kubesetup import wait_for_token  # tests/cluster, on sys.path through conftest
+
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "viewer"}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "viewer"}, "rules": [
+        {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "viewer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}]})
+    wait_for_token(core, namespace)
+    deadline = time.monotonic() + 30
+    while not (account := core.read_namespaced_service_account("viewer", namespace)).secrets:
+        assert time.monotonic() < deadline, "no token for the viewer ServiceAccount"
+        time.sleep(0.2)
+    import base64
+    import json
+
+    token = base64.b64decode(core.read_namespaced_secret(account.secrets[0].name, namespace).data["token"]).decode()
+    conf = api.configuration
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "viewer",
+        "clusters": [{"name": "c", "cluster": {"server": conf.host, "certificate-authority": conf.ssl_ca_cert}}],
+        "users": [{"name": "viewer", "user": {"token": token}}],
+        "contexts": [{"name": "viewer", "context": {"cluster": "c", "user": "viewer", "namespace": namespace}}]}))
+    return path

@@ -18,9 +18,10 @@ from clirunner import (
     remove_annotation,
     set_status,
 )
-from conftest import Cluster, GitRepo
 from kubernetes import client
 from waiting import wait_until
+
+from conftest import Cluster, GitRepo
 
 WAITING = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 SERVING = "0f1e2d3c4b5a69788796a5b4c3d2e1f0abcdef01"

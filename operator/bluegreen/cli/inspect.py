@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from bluegreen.cli.access import Access
+from bluegreen.cli.errors import CliError
 from bluegreen.cli.output import dump, print_table
 
 
@@ -61,7 +62,7 @@ def status(args: argparse.Namespace) -> int:
     if args.name:
         releases = [access.release(args.name)]
     else:
-        releases = access.cluster.list_releases(None if args.all_namespaces else access.namespace)
+        releases = _list(access, None if args.all_namespaces else access.namespace)
     if args.output:
         if args.name:
             sys.stdout.write(dump(releases[0], args.output))
@@ -80,6 +81,20 @@ def status(args: argparse.Namespace) -> int:
         print()
         print_table(condition_rows(releases[0]))
     return 0
+
+
+def _list(access: Access, namespace: str | None) -> list[dict[str, Any]]:
+    from bluegreen.kube.console import api_failure
+
+    try:
+        releases: list[dict[str, Any]] = access.cluster.list_releases(namespace)
+    except Exception as exc:
+        failure = api_failure(exc)
+        if failure is not None and failure.status == 404:
+            raise CliError("this cluster does not know BlueGreenReleases: install the CRD (kubectl apply -f crds/)") \
+                from None
+        raise
+    return releases
 
 
 def history(args: argparse.Namespace) -> int:
