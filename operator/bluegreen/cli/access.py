@@ -4,6 +4,7 @@ $KUBECONFIG (or ~/.kube/config) and its context's namespace, or the in-cluster s
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from bluegreen.cli.errors import CliError
@@ -29,7 +30,9 @@ class Access:
             try:
                 self._cluster = console_cluster(self.kubeconfig, self.context)
             except Exception as exc:  # the kubernetes client's ConfigException, a missing file...
-                raise CliError(f"cannot connect to a cluster: {exc}") from None
+                where = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config or the in-cluster account"
+                context = f", context {self.context}" if self.context else ""
+                raise CliError(f"cannot connect to a cluster ({where}{context}): {exc}") from None
         return self._cluster
 
     @property
