@@ -4,6 +4,7 @@ server defaults dropped on both sides, everything else kept."""
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from bluegreen.cli.normalize import (
     IGNORED_ANNOTATIONS,
     POD_DEFAULTS,
     PROBE_DEFAULTS,
+    align_quantities,
     default_pull_policy,
     normalize_deployment,
+    quantity_value,
 )
 from bluegreen.core.desired import parse_manifest
 
@@ -245,3 +248,37 @@ def test_the_unified_diff_is_empty_for_equal_objects_and_labels_its_sides() -> N
                                  "+  b: 3"]
     everything = unified({}, {"spec": {"a": 1}}, "live", "git")
     assert everything.splitlines()[3:] == ["+spec:", "+  a: 1"]
+
+
+@pytest.mark.parametrize(("text", "amount"), [
+    ("500m", "0.5"), ("0.5", "0.5"), ("1Gi", "1073741824"), ("1024Mi", "1073741824"), ("1e3", "1000"),
+    ("1k", "1000"), (2, "2"), ("1.5", "1.5"), ("100u", "0.0001"), (".5", "0.5"), ("3E2", "300"),
+])
+def test_quantities_are_read_as_amounts(text: Any, amount: str) -> None:
+    value = quantity_value(text)
+    assert value is not None and value == Decimal(amount)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1Zi", "1.2.3", True, None, "5 m"])
+def test_what_is_no_quantity_has_no_amount(text: Any) -> None:
+    assert quantity_value(text) is None
+
+
+def resources(**sections: Any) -> dict[str, Any]:
+    return {"spec": {"template": {"spec": {"containers": [{"name": "web", "resources": sections}]}}}}
+
+
+def test_the_rendered_side_takes_the_live_spelling_of_an_equal_amount() -> None:
+    live = resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "1"})
+    rendered = resources(requests={"cpu": "0.5", "memory": "2Gi"}, limits={"cpu": 1})
+    align_quantities(live, rendered)
+    assert rendered == resources(requests={"cpu": "500m", "memory": "2Gi"}, limits={"cpu": "1"})
+
+
+def test_quantities_are_aligned_per_container_and_section() -> None:
+    live = {"spec": {"template": {"spec": {"containers": [{"name": "other", "resources": {"limits": {"cpu": "1"}}}],
+                                           "initContainers": [{"name": "web",
+                                                               "resources": {"limits": {"cpu": "1"}}}]}}}}
+    rendered = resources(limits={"cpu": "1000m"}, requests={"cpu": "1000m"})
+    align_quantities(live, rendered)
+    assert rendered == resources(limits={"cpu": "1000m"}, requests={"cpu": "1000m"})

@@ -16,7 +16,7 @@ import yaml
 
 from bluegreen.cli.access import Access
 from bluegreen.cli.errors import DIFF_ERROR, CliError
-from bluegreen.cli.normalize import normalize_deployment
+from bluegreen.cli.normalize import align_quantities, normalize_deployment
 from bluegreen.cli.targets import commit_argument
 from bluegreen.core.commits import Snapshot
 from bluegreen.core.credentials import Credentials
@@ -94,8 +94,9 @@ def diff(args: argparse.Namespace) -> int:
     if live and serving is not None:
         live_label = f"live {namespace}/{deployment_name(name, serving)}" + (
             f" (commit {live_commit[:12]})" if live_commit else "")
-    text = unified(normalize_deployment(live), normalize_deployment(rendered), live_label,
-                   f"git {where} (as {deployment_name(name, idle)})")
+    before, after = normalize_deployment(live), normalize_deployment(rendered)
+    align_quantities(before, after)
+    text = unified(before, after, live_label, f"git {where} (as {deployment_name(name, idle)})")
     if not text:
         return 0
     sys.stdout.write(text)

@@ -9,6 +9,8 @@ Both sides go through the same steps:
   rendered side is the idle colour, the live side the serving one: they always differ);
 - annotations set by the API server, kubectl or the operator's bookkeeping are dropped
   (``IGNORED_ANNOTATIONS``); the template hash stays, so a change shows as a new hash too;
+- ``align_quantities`` then gives the rendered side the live spelling of a resource quantity that the API
+  server stored in its canonical form (``0.5`` CPU is stored as ``500m``, ``1024Mi`` as ``1Gi``);
 - every value that equals the default the API server would fill in is dropped (checked
   against kube-apiserver v1.20: a field left out in git and the same field defaulted live then agree; a
   value differing from the default stays, on both sides; the ``*_DEFAULTS`` tables below).
@@ -17,7 +19,9 @@ Both sides go through the same steps:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bluegreen.core.spec import (
@@ -198,3 +202,54 @@ def _field_refs(node: object) -> None:
     elif isinstance(node, list):
         for value in node:
             _field_refs(value)
+
+
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?$")
+_SUFFIXES = {"Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+             "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60, "n": Decimal("1e-9"), "u": Decimal("1e-6"),
+             "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
+             "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def quantity_value(value: object) -> Decimal | None:
+    """The amount a Kubernetes quantity (``500m``, ``1Gi``, ``1e3``, ``2``) stands for; None if it is none."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    match = _QUANTITY.fullmatch(str(value).strip())
+    if match is None:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        return Decimal(number) * _SUFFIXES[suffix]
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _containers(body: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    pod = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for list_name in ("initContainers", "containers"):
+        for container in pod.get(list_name) or []:
+            if isinstance(container, dict):
+                yield f"{list_name}/{container.get('name')}", container
+
+
+def align_quantities(live: Mapping[str, Any], rendered: dict[str, Any]) -> None:
+    """Where a container's ``resources`` hold the same amount on both sides in another spelling, ``rendered``
+    (normalized, modified in place) takes the live spelling, so only real changes of an amount show."""
+    stored = dict(_containers(live))
+    for key, container in _containers(rendered):
+        other = stored.get(key)
+        if other is None:
+            continue
+        for section in ("requests", "limits"):
+            mine = (container.get("resources") or {}).get(section)
+            theirs = (other.get("resources") or {}).get(section)
+            if not isinstance(mine, dict) or not isinstance(theirs, dict):
+                continue
+            for resource, amount in mine.items():
+                live_amount = theirs.get(resource)
+                if live_amount != amount and quantity_value(amount) is not None \
+                        and quantity_value(amount) == quantity_value(live_amount):
+                    mine[resource] = live_amount
