@@ -171,3 +171,17 @@ def test_dump_prints_json_and_yaml() -> None:
     assert dump({"b": 1, "a": 2}, "yaml") == "b: 1\na: 2\n", "keys stay in the order the API server sent"
     with pytest.raises(ValueError):
         dump({}, "wide")
+
+
+def test_api_errors_become_plain_data() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from bluegreen.kube.console import ApiFailure, api_failure
+
+    refused = ApiException(status=403, reason="Forbidden")
+    refused.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": 'secrets "creds" is forbidden'})
+    assert api_failure(refused) == ApiFailure(403, "Forbidden", 'secrets "creds" is forbidden')
+    plain = ApiException(status=502, reason="Bad Gateway")
+    plain.body = "<html>"
+    assert api_failure(plain) == ApiFailure(502, "Bad Gateway", "Bad Gateway")
+    assert api_failure(ValueError("x")) is None

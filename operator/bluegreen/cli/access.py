@@ -20,6 +20,7 @@ class Access:
         self.context: str | None = getattr(args, "context", None)
         self.explicit_namespace: str | None = getattr(args, "namespace", None)
         self._cluster: Any = None
+        self._namespace: str | None = None
 
     @property
     def cluster(self) -> Any:
@@ -40,9 +41,11 @@ class Access:
         """``-n``, else the kubeconfig context's namespace, else ``default``."""
         if self.explicit_namespace:
             return self.explicit_namespace
-        from bluegreen.kube.client import current_namespace
+        if self._namespace is None:
+            from bluegreen.kube.client import current_namespace
 
-        return current_namespace(self.kubeconfig, self.context) or DEFAULT_NAMESPACE
+            self._namespace = current_namespace(self.kubeconfig, self.context) or DEFAULT_NAMESPACE
+        return self._namespace
 
     def release(self, name: str) -> dict[str, Any]:
         """The release ``name`` in ``namespace``; a clear error when it does not exist."""

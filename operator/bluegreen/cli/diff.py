@@ -91,9 +91,9 @@ def diff(args: argparse.Namespace) -> int:
                                  replicas=desired.replicas, owner=None)
     live_commit = ((live or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION_COMMIT)
     live_label = "live (no serving colour)"
-    if live and serving is not None:
+    if serving is not None:
         live_label = f"live {namespace}/{deployment_name(name, serving)}" + (
-            f" (commit {live_commit[:12]})" if live_commit else "")
+            f" (commit {live_commit[:12]})" if live_commit else "" if live else " (absent)")
     before, after = normalize_deployment(live), normalize_deployment(rendered)
     align_quantities(before, after)
     text = unified(before, after, live_label, f"git {where} (as {deployment_name(name, idle)})")
