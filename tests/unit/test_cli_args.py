@@ -185,3 +185,18 @@ def test_api_errors_become_plain_data() -> None:
     plain.body = "<html>"
     assert api_failure(plain) == ApiFailure(502, "Bad Gateway", "Bad Gateway")
     assert api_failure(ValueError("x")) is None
+
+
+def test_a_reconcile_is_handled_once_its_stamp_or_a_newer_request_was() -> None:
+    from bluegreen.cli.steer import reconcile_handled
+
+    def release(annotation: str | None, handled: str | None) -> dict[str, Any]:
+        return {"metadata": {"annotations": {"bluegreen.dev/reconcile-at": annotation}},
+                "status": {"lastHandledReconcileAt": handled} if handled else {}}
+
+    assert reconcile_handled(release("s1", "s1"), "s1")
+    assert not reconcile_handled(release("s1", None), "s1")
+    assert not reconcile_handled(release("s1", "s0"), "s1")
+    assert reconcile_handled(release("s2", "s2"), "s1"), "a newer request replaced ours and was handled"
+    assert not reconcile_handled(release("s2", "s1-old"), "s1")
+    assert not reconcile_handled(release("s2", "s0"), "s1")

@@ -63,15 +63,22 @@ def steer(args: argparse.Namespace) -> int:
     return 0
 
 
+def reconcile_handled(release: dict[str, Any], stamp: str) -> bool:
+    """The git check asked for with ``stamp`` has run: ``status.lastHandledReconcileAt`` names it, or names a
+    newer request that replaced it in the annotation meanwhile (requests coalesce)."""
+    handled = (release.get("status") or {}).get("lastHandledReconcileAt")
+    current = annotations_of(release).get(ANNOTATION_RECONCILE_AT)
+    return handled is not None and (handled == stamp or (current != stamp and handled == current))
+
+
 def reconcile(args: argparse.Namespace) -> int:
     access = Access(args)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     access.cluster.annotate_release(access.namespace, args.name, {ANNOTATION_RECONCILE_AT: stamp})
     print(f"bluegreenrelease/{args.name} annotated: git is checked now")
     if args.wait is not None:
-        handled = wait_for(access, args.name,
-                           lambda r: (r.get("status") or {}).get("lastHandledReconcileAt") == stamp,
-                           args.wait, f"{ANNOTATION_RECONCILE_AT}={stamp}")
+        handled = wait_for(access, args.name, lambda r: reconcile_handled(r, stamp), args.wait,
+                           f"{ANNOTATION_RECONCILE_AT}={stamp}")
         print(f"git checked: {outcome_line(handled)}")
     return 0
 
