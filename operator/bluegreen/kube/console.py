@@ -3,14 +3,16 @@ data (the CLI does not import ``kubernetes``)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from bluegreen.kube.client import load_api_client
-from bluegreen.kube.cluster import KubeCluster
+from bluegreen.kube.cluster import ClusterView, KubeCluster
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,26 @@ def api_failure(exc: BaseException) -> ApiFailure | None:
 
 
 class ConsoleCluster(KubeCluster):
-    """``KubeCluster`` with the CLI's GETs; every read goes to the API server (no view, no watch)."""
+    """``KubeCluster`` with the CLI's GETs; every read goes to the API server (no watch). Each API group is made
+    on first use: the kubernetes package imports an API's module then, and core/v1's alone takes about a second,
+    which a command reading only releases need not pay (the operator makes all three at start)."""
+
+    def __init__(self, api: client.ApiClient) -> None:  # not KubeCluster's: it makes every API group at once
+        self.api = api
+        self.view = ClusterView()
+        self.on_release = None
+
+    @functools.cached_property
+    def apps(self) -> client.AppsV1Api:  # type: ignore[override]
+        return client.AppsV1Api(self.api)
+
+    @functools.cached_property
+    def core(self) -> client.CoreV1Api:  # type: ignore[override]
+        return client.CoreV1Api(self.api)
+
+    @functools.cached_property
+    def custom(self) -> client.CustomObjectsApi:  # type: ignore[override]
+        return client.CustomObjectsApi(self.api)
 
     def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get_json(self.apps.read_namespaced_deployment, name, namespace)
