@@ -11,8 +11,8 @@
 
 Every verb but ``run`` takes ``-n/--namespace``, ``--kubeconfig`` and ``--context``. Modules: ``main`` (parser,
 dispatch, exit codes), ``access`` (cluster and namespace), ``inspect`` (status, history), ``targets`` (which
-commit promote/abort/retry name, pure), ``steer`` (the annotations, ``--wait``), ``diff`` and ``normalize``
-(pure), ``run`` (the operator), ``output`` (tables, JSON/YAML). See docs/cli.md.
+commit promote/abort/retry name, pure), ``steer`` (the annotations, ``--wait``), ``diff``, ``normalize`` (what
+diff compares, pure), ``run`` (the operator), ``output`` (tables, JSON/YAML), ``errors``. See docs/cli.md.
 """
 
 from bluegreen.cli.inspect import condition_rows
