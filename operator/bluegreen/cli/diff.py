@@ -89,7 +89,7 @@ def diff(args: argparse.Namespace) -> int:
         return 0
     rendered = render_deployment(desired, release=name, namespace=namespace, color=idle, commit=snapshot.commit.sha,
                                  replicas=desired.replicas, owner=None)
-    live_commit = ((live or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION_COMMIT)
+    live_commit = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_COMMIT)
     live_label = "live (no serving colour)"
     if serving is not None:
         live_label = f"live {namespace}/{deployment_name(name, serving)}" + (
