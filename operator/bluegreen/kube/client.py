@@ -43,26 +43,33 @@ class TimedApiClient(client.ApiClient):
                                 _request_timeout=_request_timeout or self.timeouts.pair())
 
 
-def load_api_client(timeouts: RequestTimeouts | None = None) -> client.ApiClient:
+def load_api_client(timeouts: RequestTimeouts | None = None, *, config_file: str | None = None,
+                    context: str | None = None) -> client.ApiClient:
     """An ApiClient from $KUBECONFIG / ~/.kube/config, or the in-cluster service account, with request
     timeouts (``RequestTimeouts.from_env()`` unless given). $KUBECONFIG is read now, not when the kubernetes
-    package was imported (its default location is fixed at import)."""
+    package was imported (its default location is fixed at import). ``config_file`` or ``context`` (the CLI's
+    ``--kubeconfig`` and ``--context``) select a kubeconfig and skip the in-cluster account."""
     configuration = client.Configuration()
     try:
+        if config_file or context:
+            raise config.ConfigException("a kubeconfig was asked for")
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,  # type: ignore[no-untyped-call]
-                                client_configuration=configuration)
+        config.load_kube_config(config_file=config_file or os.environ.get("KUBECONFIG") or None,  # type: ignore[no-untyped-call]
+                                context=context or None, client_configuration=configuration)
     return TimedApiClient(configuration, timeouts or RequestTimeouts.from_env())
 
 
-def current_namespace() -> str | None:
-    """The namespace of the current kubeconfig context, if it names one."""
+def current_namespace(config_file: str | None = None, context: str | None = None) -> str | None:
+    """The namespace of the kubeconfig's current context (or of ``context``), if it names one."""
     try:
-        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=config_file or os.environ.get("KUBECONFIG") or None)
     except (config.ConfigException, OSError):
         return None
-    namespace = (context or {}).get("context", {}).get("namespace")
+    if context:
+        current = next((entry for entry in contexts or [] if entry.get("name") == context), None)
+    namespace = (current or {}).get("context", {}).get("namespace")
     return str(namespace) if namespace else None
 
 

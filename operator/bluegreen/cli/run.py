@@ -1,0 +1,64 @@
+"""``run``: start the operator (kopf), with its logging, liveness endpoint and optional push-webhook receiver."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``--webhook-listen HOST:PORT`` parsed, as an argparse type."""
+    from bluegreen.webhook.server import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="start the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv for kopf's debug)")
+    run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
+                     help="auto: console on a terminal, JSON lines otherwise")
+    run.add_argument("--liveness", metavar="URL", default=None,
+                     help="serve a health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--webhook-listen", metavar="HOST:PORT", type=listen_address, default=None,
+                     help="receive git push webhooks on this address (plain HTTP), e.g. 0.0.0.0:9443; off by default")
+    run.add_argument("--webhook-secret-file", metavar="PATH", default=None,
+                     help="file holding the webhooks' shared secret (a mounted Secret; re-read when it changes)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bluegreen.logs import configure
+
+    level = logging.DEBUG if args.verbose >= 2 else logging.INFO
+    configure(level=level, fmt=args.log_format)
+    if args.verbose < 2:
+        logging.getLogger("kopf").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    webhook = None
+    if args.webhook_listen:
+        from bluegreen.logs import get_logger
+        from bluegreen.webhook.secret import SecretFile, WebhookSecretError
+        from bluegreen.webhook.server import WebhookConfig, check_listen
+
+        try:
+            SecretFile(args.webhook_secret_file).load()
+        except WebhookSecretError as exc:
+            get_logger().error("cannot start: " + str(exc), hint="--webhook-secret-file must name a non-empty file")
+            return 2
+        host, port = args.webhook_listen
+        try:
+            check_listen(host, port)
+        except OSError as exc:
+            get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
+            return 2
+        webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
+    from bluegreen.runtime.handlers import run_operator
+
+    run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook)
+    return 0
