@@ -1,0 +1,80 @@
+"""The operator image for the image tests: built by ``image/build.py`` (a no-op when it is up to date, the
+base coming from the per-machine cache), read from its OCI layout and unpacked with umoci, as a runtime would.
+
+Shared by tests/integration/test_image.py and tests/e2e/test_image.py; needs root (mmdebstrap, chroot).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "image"))
+import imagerun  # noqa: E402
+import imagespec  # noqa: E402
+
+BUILD_TIMEOUT = 1800  # a cold base (mmdebstrap) takes minutes; `make test` builds the image before pytest
+IMAGE_TEST_TIMEOUT = BUILD_TIMEOUT + 300
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    layout: Path
+    tag: str
+    archive: Path
+    reference: str
+    revision: str
+    index: dict[str, Any]
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    build_output: str
+
+    def blob(self, digest: str) -> Path:
+        algorithm, value = digest.split(":", 1)
+        return self.layout / "blobs" / algorithm / value
+
+    def env(self) -> dict[str, str]:
+        """The image's environment, as a runtime starts the entrypoint with it."""
+        return dict(item.split("=", 1) for item in self.config["config"]["Env"])
+
+    def argv(self, *args: str) -> list[str]:
+        """Entrypoint + ``args`` (a runtime replaces Cmd by the container's args)."""
+        return [*self.config["config"]["Entrypoint"], *args]
+
+
+def build() -> BuiltImage:
+    """Run the builder (printing its report) and read what it wrote."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, str(ROOT / "image" / "build.py")], capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT, check=False)
+    print(done.stdout, done.stderr, f"image: build.py took {time.monotonic() - start:.1f}s", sep="\n")
+    assert done.returncode == 0, f"image/build.py failed:\n{done.stdout}\n{done.stderr}"
+    info = json.loads((ROOT / "build" / "image" / "image.json").read_text())
+    layout = Path(info["layout"])
+    index = json.loads((layout / "index.json").read_text())
+    tagged = [m for m in index["manifests"]
+              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == info["tag"]]
+    assert len(tagged) == 1, f"the layout must hold the tag {info['tag']} exactly once: {index}"
+    image = BuiltImage(layout, info["tag"], Path(info["archive"]), info["reference"], info["revision"], index,
+                       {}, {}, done.stdout)
+    manifest = json.loads(image.blob(tagged[0]["digest"]).read_text())
+    config = json.loads(image.blob(manifest["config"]["digest"]).read_text())
+    return BuiltImage(layout, info["tag"], Path(info["archive"]), info["reference"], info["revision"], index,
+                      manifest, config, done.stdout)
+
+
+def unpack(image: BuiltImage, directory: Path) -> Path:
+    """``umoci unpack`` the image into ``directory``; its root filesystem."""
+    bundle = directory / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{image.layout}:{image.tag}", str(bundle)], check=True,
+                   capture_output=True, timeout=300)
+    return bundle / "rootfs"
+
+
+__all__ = ["IMAGE_TEST_TIMEOUT", "BuiltImage", "build", "imagerun", "imagespec", "unpack"]

@@ -1,0 +1,168 @@
+"""The built operator image, checked for real: its OCI config and labels read from the layout, its layers,
+its docker-archive read back by skopeo, and programs run from inside its root filesystem (unpacked with
+umoci) mounted read-only, as uid 65532, with only /tmp and the cache volume writable, the way a pod with
+``readOnlyRootFilesystem: true`` runs it. The e2e half (``bluegreen run`` reconciling a release from inside
+the image) is tests/e2e/test_image.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuilt import IMAGE_TEST_TIMEOUT, BuiltImage, build, imagerun, imagespec, unpack
+
+pytestmark = pytest.mark.timeout(IMAGE_TEST_TIMEOUT)
+SPEC = imagespec.spec()
+CACHE = SPEC["base"]["writable"][0]
+
+
+@pytest.fixture(scope="module")
+def image() -> BuiltImage:
+    return build()
+
+
+@pytest.fixture(scope="module")
+def rootfs(image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return unpack(image, tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture
+def cache_volume(tmp_path: Path) -> Iterator[Path]:
+    volume = tmp_path / "cache"
+    volume.mkdir()
+    subprocess.run(["chown", "65532:65532", str(volume)], check=True)
+    yield volume
+
+
+def run_inside(image: BuiltImage, rootfs: Path, argv: list[str], cache: Path,
+               **env: str) -> subprocess.CompletedProcess[str]:
+    return imagerun.run(rootfs, argv, env={**image.env(), **env}, user=image.config["config"]["User"],
+                        binds=[imagerun.Bind(cache, CACHE, writable=True)], capture_output=True, text=True,
+                        timeout=120, check=False)
+
+
+# --- the config ----------------------------------------------------------------------------------------
+
+
+def test_config_runs_bluegreen_run_as_nonroot(image: BuiltImage) -> None:
+    config = image.config["config"]
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["/opt/bluegreen/bin/bluegreen"]
+    assert config["Cmd"] == ["run"]
+    assert config["WorkingDir"] == "/"
+    assert sorted(config["Volumes"]) == ["/tmp", "/var/cache/bluegreen"]
+    assert sorted(config["ExposedPorts"]) == ["8080/tcp", "9443/tcp"]
+    assert image.env() == SPEC["config"]["env"]
+    assert image.env()["HOME"] == "/tmp" and image.env()["BLUEGREEN_CACHE_DIR"] == "/var/cache/bluegreen"
+    assert (image.config["os"], image.config["architecture"]) == ("linux", "amd64")
+
+
+def test_labels_name_source_version_and_the_commit_built(image: BuiltImage) -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=imagespec.ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    prefix = "org.opencontainers.image."
+    labels = image.config["config"]["Labels"]
+    assert labels[prefix + "revision"] == image.revision == head
+    assert labels[prefix + "version"] == imagespec.version() == image.tag
+    assert labels[prefix + "source"] == "https://github.com/bluegreen-operator/bluegreen-operator"
+    assert labels[prefix + "title"] == "bluegreen-operator"
+    assert labels[prefix + "licenses"] == "Apache-2.0"
+    assert labels == imagespec.labels(head)
+    assert {k: v for k, v in image.manifest["annotations"].items() if k.startswith(prefix)} == labels
+
+
+def test_two_layers_the_cached_base_and_the_project(image: BuiltImage) -> None:
+    layers = image.manifest["layers"]
+    assert len(layers) == 2
+    assert all(layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip" for layer in layers)
+    assert len(image.config["rootfs"]["diff_ids"]) == 2
+    base_info = json.loads((imagespec.ROOT / "build" / "image" / "image.json").read_text())["base"]
+    base_index = json.loads((Path(base_info) / "oci" / "index.json").read_text())
+    base_manifest = json.loads(image.blob(base_index["manifests"][0]["digest"]).read_text())
+    assert base_manifest["layers"] == layers[:1], "the base layer is the cached one, byte for byte"
+    with gzip.open(image.blob(layers[1]["digest"])) as stream, tarfile.open(fileobj=stream) as tar:
+        names = [member.name.lstrip("./") for member in tar.getmembers()]
+    assert names and all(name.startswith("opt/bluegreen") for name in names), names[:20]
+    assert "opt/bluegreen/bin/bluegreen" in names
+    assert any(name.startswith("opt/bluegreen/lib/python3.11/site-packages/bluegreen/") for name in names)
+    assert not any("/kopf/" in name for name in names), "dependencies belong to the base layer"
+
+
+def test_docker_archive_is_loadable(image: BuiltImage, tmp_path: Path) -> None:
+    with tarfile.open(image.archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert [entry["RepoTags"] for entry in manifest] == [[imagespec.reference()]]
+    inspected = json.loads(subprocess.run(
+        ["skopeo", "--insecure-policy", "inspect", f"docker-archive:{image.archive}"], capture_output=True,
+        text=True, check=True, timeout=120).stdout)
+    assert inspected["Labels"] == image.config["config"]["Labels"]
+    assert len(inspected["Layers"]) == 2
+    # What `docker load` / `podman load` do with it, through the same library podman uses.
+    copy = tmp_path / "copy"
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", f"docker-archive:{image.archive}",
+                    f"oci:{copy}:loaded"], check=True, capture_output=True, timeout=300)
+    assert (copy / "index.json").exists()
+
+
+# --- inside the root filesystem -------------------------------------------------------------------------
+
+
+def test_rootfs_has_the_user_the_tools_and_no_stray_writable_paths(rootfs: Path) -> None:
+    passwd = (rootfs / "etc" / "passwd").read_text().splitlines()
+    assert "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" in passwd
+    assert "nonroot:x:65532:" in (rootfs / "etc" / "group").read_text().splitlines()
+    cache = (rootfs / CACHE[1:]).stat()
+    assert (cache.st_uid, cache.st_gid) == (65532, 65532)
+    for tool in ("usr/bin/git", "usr/bin/gpg", "usr/bin/ssh-keygen", "usr/bin/python3.11"):
+        assert (rootfs / tool).is_file(), tool
+    script = (rootfs / "opt" / "bluegreen" / "bin" / "bluegreen").read_text()
+    assert script.startswith("#!/opt/bluegreen/bin/python"), script[:80]
+    assert (rootfs / "opt" / "bluegreen" / "bin" / "python").resolve(strict=False).name.startswith("python3")
+    assert not list((rootfs / "usr" / "share" / "man").glob("*")), "manual pages are left out"
+
+
+def test_bluegreen_help_runs_read_only_as_65532(image: BuiltImage, rootfs: Path, cache_volume: Path) -> None:
+    done = run_inside(image, rootfs, image.argv("--help"), cache_volume)
+    assert done.returncode == 0, done.stderr
+    assert "run" in done.stdout and "usage: bluegreen" in done.stdout
+    done = run_inside(image, rootfs, image.argv("run", "--help"), cache_volume)
+    assert done.returncode == 0, done.stderr
+    assert "--namespace" in done.stdout
+
+
+PROBE = """
+import os, pathlib, sys, bluegreen, pygit2, kopf
+print(os.getuid(), os.getgid(), os.getgroups(), sys.version_info[:2], bluegreen.__file__, pygit2.LIBGIT2_VERSION)
+for path in ("/", "/opt/bluegreen", "/etc", "/tmp", os.environ["HOME"], os.environ["BLUEGREEN_CACHE_DIR"]):
+    try:
+        (pathlib.Path(path) / "probe").write_text("x")
+    except OSError as exc:
+        print(path, "read-only" if exc.errno == 30 else "denied")
+    else:
+        print(path, "writable")
+"""
+
+
+def test_only_tmp_and_the_cache_volume_are_writable(image: BuiltImage, rootfs: Path, cache_volume: Path) -> None:
+    done = run_inside(image, rootfs, ["/opt/bluegreen/bin/python", "-c", PROBE], cache_volume)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("65532 65532 [65532] (3, 11) /opt/bluegreen/lib/python3.11/site-packages/bluegreen/")
+    assert lines[1:] == ["/ read-only", "/opt/bluegreen read-only", "/etc read-only", "/tmp writable",
+                         "/tmp writable", "/var/cache/bluegreen writable"]
+    assert (cache_volume / "probe").read_text() == "x", "the cache volume is the host directory mounted there"
+    assert not (rootfs / "tmp" / "probe").exists() and not (rootfs / "probe").exists()
+
+
+def test_the_tools_the_operator_execs_work_there(image: BuiltImage, rootfs: Path, cache_volume: Path) -> None:
+    for argv in (["git", "--version"], ["gpg", "--homedir", "/tmp/gnupg", "--batch", "--list-keys"],
+                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/tmp/key"]):
+        done = run_inside(image, rootfs, argv, cache_volume)
+        assert done.returncode == 0, f"{argv}: {done.stdout}{done.stderr}"
