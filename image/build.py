@@ -5,7 +5,7 @@
    pinned runtime dependencies) comes from the per-machine cache (image/imagebase.py), built on first use.
 2. The project layer: a wheel of this checkout, installed into /opt/bluegreen by the image's own Python,
    running inside the cached base root filesystem (mounted read-only) and writing to a staging directory
-   that becomes one layer (``umoci insert``).
+   that becomes one layer (``umoci raw add-layer``).
 3. The config (user, entrypoint, cmd, env, volumes, ports, OCI labels) from image/image.json.
 
 Outputs under build/image/: ``oci/`` (an OCI image layout, tag = the version of pyproject.toml) and
@@ -21,6 +21,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -67,8 +68,11 @@ def main() -> int:
         shutil.copytree(base.layout, LAYOUT, symlinks=True)
         tag = version()
         venv = spec()["base"]["venv"]
-        _run(["umoci", "insert", "--image", f"{LAYOUT}:{BASE_TAG}", "--tag", tag,
-              "--history.created_by", f"pip install {wheel.name} (image/build.py)", str(stage / venv[1:]), venv])
+        layer = work / "project-layer.tar"
+        _layer_tar(stage, venv, layer)
+        # Not `umoci insert`: umoci 0.4.7 writes that layer's tar without its end (GNU tar: "Unexpected EOF").
+        _run(["umoci", "raw", "add-layer", "--image", f"{LAYOUT}:{BASE_TAG}", "--tag", tag,
+              "--history.created_by", f"pip install {wheel.name} (image/build.py)", str(layer)])
         _configure(tag, commit)
         _run(["umoci", "rm", "--image", f"{LAYOUT}:{BASE_TAG}"])
         _run(["umoci", "gc", "--layout", str(LAYOUT)])
@@ -152,6 +156,17 @@ def _install_project(base: Base, wheel: Path, work: Path) -> Path:
     script = stage / venv[1:] / "bin" / "bluegreen"
     assert script.read_text().startswith(f"#!{venv}/bin/python"), script.read_text()[:100]
     return stage
+
+
+def _layer_tar(stage: Path, venv: str, path: Path) -> None:
+    """The staged venv files as a layer: paths relative to /, owned by root, sorted."""
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(stage / venv[1:], arcname=venv[1:], filter=as_root)
 
 
 def _configure(tag: str, commit: str) -> None:
