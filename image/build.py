@@ -15,6 +15,8 @@ Outputs under build/image/: ``oci/`` (an OCI image layout, tag = the version of 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -24,11 +26,12 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import imagerun
-from imagebase import BASE_TAG, Base, ensure_base
+from imagebase import BASE_TAG, Base, cache_root, ensure_base
 from imagespec import ROOT, archive_name, labels, reference, revision, spec, version
 
 OUT = ROOT / "build" / "image"
@@ -46,8 +49,23 @@ def log(message: str) -> None:
 def main() -> int:
     start = time.monotonic()
     subprocess.run(["bash", str(ROOT / "image" / "install-deps.sh")], check=True)
-    base = ensure_base(log)
-    _forget_stale_bases(base)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    # One build at a time per checkout (build/image) and per machine (the base cache, which a build reads).
+    with _locked(OUT.parent / ".image.lock"), _locked(cache_root() / ".image-base.lock"):
+        base = ensure_base(log)
+        _forget_stale_bases(base)
+        return _build(base, start)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _build(base: Base, start: float) -> int:
     if base.built_seconds is not None:
         log(f"base built in {base.built_seconds:.0f}s, cached in {base.directory}")
     else:

@@ -1,7 +1,8 @@
 """The image's base layer, built once per machine and cached: a Debian root filesystem (mmdebstrap, variant
-``essential`` plus the packages of image.json), the user ``nonroot`` (65532), the writable directories, and a
-venv at /opt/bluegreen holding the pinned runtime dependencies (image/requirements.txt) installed as wheels,
-less what image.json's ``prune`` names (the kubernetes client's asyncio copy, 68 MB, which nothing imports).
+``essential`` plus the packages of image.json, no setuid/setgid bits), the user ``nonroot`` (65532), the
+writable directories, and a venv at /opt/bluegreen holding the pinned runtime dependencies
+(image/requirements.txt) installed as wheels, less what image.json's ``prune`` names (the kubernetes
+client's asyncio copy, 68 MB, which nothing imports).
 
 The cache is ``~/.cache/bluegreen/image-base-<hash>`` (``$BLUEGREEN_CACHE`` replaces ``~/.cache/bluegreen``),
 the hash covering this file, requirements.txt and the ``base`` section of image.json: change any of them
@@ -133,6 +134,8 @@ def _customize_hook(base: dict[str, object], wheel_names: list[str], wheels: Pat
         f'echo {q(f"{name}:x:{gid}:")} >> "$1/etc/group"',
         f'echo {q(f"{name}:*:19000:0:99999:7:::")} >> "$1/etc/shadow"',
         f'install -d -o {uid} -g {gid} -m 0755 {writable}',
+        # No set-user/group-ID programs (su, mount, chsh...): nothing in the image can gain privileges.
+        'find "$1" -xdev -type f -perm /6000 -exec chmod ug-s {} +',
     ])
 
 

@@ -69,6 +69,15 @@ def build() -> BuiltImage:
                       manifest, config, done.stdout)
 
 
+SHELLS = ("/usr/bin/dash", "/usr/bin/bash")  # /bin/sh -> dash; /bin is /usr/bin (merged /usr)
+
+
+def without_shells() -> list[imagerun.Bind]:
+    """/dev/null mounted over every shell of the image (it cannot be executed): run with these, a program
+    shows that it needs no shell."""
+    return [imagerun.Bind(Path("/dev/null"), shell) for shell in SHELLS]
+
+
 def unpack(image: BuiltImage, directory: Path) -> Path:
     """``umoci unpack`` the image into ``directory``; its root filesystem."""
     bundle = directory / "bundle"
@@ -77,4 +86,5 @@ def unpack(image: BuiltImage, directory: Path) -> Path:
     return bundle / "rootfs"
 
 
-__all__ = ["IMAGE_TEST_TIMEOUT", "BuiltImage", "build", "imagerun", "imagespec", "unpack"]
+__all__ = ["IMAGE_TEST_TIMEOUT", "SHELLS", "BuiltImage", "build", "imagerun", "imagespec", "unpack",
+           "without_shells"]

@@ -3,7 +3,8 @@
 The image is built (or found up to date) by image/build.py and unpacked with umoci; its entrypoint runs with
 the image's own environment, in its root filesystem mounted read-only, as uid 65532, with only a tmpfs on
 /tmp and the cache volume writable (image/imagerun.py: a private mount namespace and chroot), as a pod with
-``readOnlyRootFilesystem: true`` would run it. What it is given, mounted read-only: a kubeconfig for a
+``readOnlyRootFilesystem: true`` would run it, and with /dev/null mounted over the image's shells: nothing
+it runs needs one. What it is given, mounted read-only: a kubeconfig for a
 ServiceAccount bound to the project's namespaced Role (the API server is on loopback: same network) and
 the git repository, which the release names by its path inside the image (``file:///srv``).
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +25,7 @@ import pytest
 from kubernetes import client
 
 from conftest import Cluster, GitRepo, Operator, operator_kubeconfig
-from imagebuilt import IMAGE_TEST_TIMEOUT, BuiltImage, build, imagerun, imagespec, unpack
+from imagebuilt import IMAGE_TEST_TIMEOUT, BuiltImage, build, imagerun, imagespec, unpack, without_shells
 
 pytestmark = pytest.mark.timeout(IMAGE_TEST_TIMEOUT)
 CACHE = imagespec.spec()["base"]["writable"][0]
@@ -48,14 +51,17 @@ class ImageOperator(Operator):
         self.rootfs = rootfs
         self.repo = repo
         self.cache = workdir / "cache-volume"
+        with socket.socket() as probe:  # the host's network: a free loopback port for kopf's liveness endpoint
+            probe.bind(("127.0.0.1", 0))
+            self.liveness = f"http://127.0.0.1:{probe.getsockname()[1]}/healthz"
 
     def start(self) -> ImageOperator:
         self.cache.mkdir(exist_ok=True)
         os.chown(self.cache, 65532, 65532)
         env = {**self.image.env(), "KUBECONFIG": "/mnt/kubeconfig"}
         binds = [imagerun.Bind(self.kubeconfig.parent, "/mnt"), imagerun.Bind(self.repo, "/srv"),
-                 imagerun.Bind(self.cache, CACHE, writable=True)]
-        args = ["run", "--namespace", self.namespace, "--log-format", "json"]
+                 imagerun.Bind(self.cache, CACHE, writable=True), *without_shells()]
+        args = ["run", "--namespace", self.namespace, "--log-format", "json", "--liveness", self.liveness]
         with open(self.log_path, "ab") as out:
             self.process = imagerun.popen(self.rootfs, self.image.argv(*args), env=env,
                                           user=self.image.config["config"]["User"], binds=binds,
@@ -79,7 +85,13 @@ def self_contained_kubeconfig(kube_client: client.ApiClient, namespace: str, dir
 
 @pytest.fixture
 def image_operator(image: BuiltImage, rootfs: Path, kube_client: client.ApiClient, crd: None, namespace: str,
-                   repo: GitRepo, tmp_path: Path) -> Iterator[ImageOperator]:
+                   repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ImageOperator]:
+    # libgit2, like git, opens only repositories owned by the user it runs as (or root): the repository on
+    # the host belongs to 65532, and the test's own git commands (as root) are told that it is safe.
+    subprocess.run(["chown", "-R", "65532:65532", str(repo.path)], check=True)
+    safe = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+    for key, value in safe.items():
+        monkeypatch.setenv(key, value)
     kubeconfig = self_contained_kubeconfig(kube_client, namespace, tmp_path / "config")
     runner = ImageOperator(image, rootfs, namespace, kubeconfig, repo.path, tmp_path)
     runner.start()
@@ -102,6 +114,8 @@ def test_the_image_releases_and_switches_colours(cluster: Cluster, repo: GitRepo
 
     assert image_operator.process is not None and image_operator.process.poll() is None
     assert process_ids(image_operator.process.pid) == ("65532", "65532"), "the operator runs as nonroot"
+    with urllib.request.urlopen(image_operator.liveness, timeout=10) as answer:
+        assert answer.status == 200, "kopf's liveness endpoint answers from inside the image"
 
     v2 = repo.release("registry.local/shop:v2", delay=0)
     cluster.check_now()

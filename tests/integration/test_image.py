@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebuilt import IMAGE_TEST_TIMEOUT, BuiltImage, build, imagerun, imagespec, unpack
+from imagebuilt import IMAGE_TEST_TIMEOUT, SHELLS, BuiltImage, build, imagerun, imagespec, unpack, without_shells
 
 pytestmark = pytest.mark.timeout(IMAGE_TEST_TIMEOUT)
 SPEC = imagespec.spec()
@@ -41,10 +41,10 @@ def cache_volume(tmp_path: Path) -> Iterator[Path]:
 
 
 def run_inside(image: BuiltImage, rootfs: Path, argv: list[str], cache: Path,
-               **env: str) -> subprocess.CompletedProcess[str]:
-    return imagerun.run(rootfs, argv, env={**image.env(), **env}, user=image.config["config"]["User"],
-                        binds=[imagerun.Bind(cache, CACHE, writable=True)], capture_output=True, text=True,
-                        timeout=120, check=False)
+               extra: list[imagerun.Bind] | None = None) -> subprocess.CompletedProcess[str]:
+    return imagerun.run(rootfs, argv, env=image.env(), user=image.config["config"]["User"],
+                        binds=[imagerun.Bind(cache, CACHE, writable=True), *(extra or [])], capture_output=True,
+                        text=True, timeout=120, check=False)
 
 
 # --- the config ----------------------------------------------------------------------------------------
@@ -126,15 +126,22 @@ def test_rootfs_has_the_user_the_tools_and_no_stray_writable_paths(rootfs: Path)
     assert script.startswith("#!/opt/bluegreen/bin/python"), script[:80]
     assert (rootfs / "opt" / "bluegreen" / "bin" / "python").resolve(strict=False).name.startswith("python3")
     assert not list((rootfs / "usr" / "share" / "man").glob("*")), "manual pages are left out"
+    privileged = [p for p in rootfs.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_mode & 0o6000]
+    assert not privileged, f"set-user/group-ID programs: {privileged}"
+    assert not (rootfs / "opt" / "bluegreen" / "lib" / "python3.11" / "site-packages" / "kubernetes" / "aio").exists()
 
 
-def test_bluegreen_help_runs_read_only_as_65532(image: BuiltImage, rootfs: Path, cache_volume: Path) -> None:
-    done = run_inside(image, rootfs, image.argv("--help"), cache_volume)
+def test_bluegreen_help_runs_read_only_as_65532_without_a_shell(image: BuiltImage, rootfs: Path,
+                                                                 cache_volume: Path) -> None:
+    done = run_inside(image, rootfs, image.argv("--help"), cache_volume, without_shells())
     assert done.returncode == 0, done.stderr
     assert "run" in done.stdout and "usage: bluegreen" in done.stdout
-    done = run_inside(image, rootfs, image.argv("run", "--help"), cache_volume)
+    done = run_inside(image, rootfs, image.argv("run", "--help"), cache_volume, without_shells())
     assert done.returncode == 0, done.stderr
     assert "--namespace" in done.stdout
+    for shell in ("/bin/sh", *SHELLS):  # the masking works: with it, no shell can run
+        assert run_inside(image, rootfs, [shell, "-c", "true"], cache_volume, without_shells()).returncode != 0
+    assert run_inside(image, rootfs, ["/bin/sh", "-c", "true"], cache_volume).returncode == 0, "masked, not absent"
 
 
 PROBE = """
