@@ -1,11 +1,12 @@
 # The operator image for people who build with Docker or Podman:
 #   docker build --build-arg REVISION="$(git rev-parse HEAD)" -t ghcr.io/bluegreen-operator/bluegreen-operator:0.1.0 .
 # It produces the same layout as `make image` (image/build.py, which needs no Docker engine): Debian bookworm,
-# Debian's python3 with a venv at /opt/bluegreen holding image/requirements.txt and the project, git, gpg and
-# ssh-keygen, the user nonroot (65532), the same env, volumes, ports, labels, entrypoint and cmd. The base
-# differs in detail (debian:bookworm-slim here, mmdebstrap's essential variant there). No Docker engine exists
-# on the project's machines, so this file is never built there: tests/unit/test_image_spec.py checks that it
-# agrees with image/image.json, the builder's spec.
+# Debian's python3 with a venv at /opt/bluegreen holding image/requirements.txt and the project (without the
+# kubernetes client's unused asyncio copy), git, gpg and ssh-keygen, no setuid/setgid bits, the user nonroot
+# (65532), the same env, volumes, ports, labels, entrypoint and cmd. The base differs in detail
+# (debian:bookworm-slim here, mmdebstrap's essential variant there). No Docker engine exists on the project's
+# machines, so this file is never built there: tests/unit/test_image_spec.py checks that it agrees with
+# image/image.json, the builder's spec.
 ARG DEBIAN=debian:bookworm-slim
 
 FROM ${DEBIAN} AS venv
@@ -18,7 +19,8 @@ RUN python3 -m venv --without-pip /opt/bluegreen \
  && pip="$(echo /usr/share/python-wheels/pip-*.whl)/pip" \
  && /opt/bluegreen/bin/python "$pip" install --no-cache-dir --no-deps --only-binary=:all: \
       -r /src/image/requirements.txt \
- && /opt/bluegreen/bin/python "$pip" check
+ && /opt/bluegreen/bin/python "$pip" check \
+ && rm -r /opt/bluegreen/lib/python3.11/site-packages/kubernetes/aio
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
 RUN /opt/bluegreen/bin/python "$(echo /usr/share/python-wheels/pip-*.whl)/pip" install --no-cache-dir --no-deps /src
@@ -31,7 +33,8 @@ RUN apt-get update \
  && echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'nonroot:x:65532:' >> /etc/group \
  && echo 'nonroot:*:19000:0:99999:7:::' >> /etc/shadow \
- && install -d -o 65532 -g 65532 -m 0755 /home/nonroot /var/cache/bluegreen
+ && install -d -o 65532 -g 65532 -m 0755 /home/nonroot /var/cache/bluegreen \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 COPY --from=venv /opt/bluegreen /opt/bluegreen
 
 ARG VERSION=0.1.0

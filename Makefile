@@ -38,7 +38,8 @@ image: $(STAMP)
 	$(PY) image/build.py
 
 ## test: lint, then every test (unit, integration, e2e) against the local control plane or $KUBECONFIG.
-## The image is built first (fast when its cache is warm): tests/{integration,e2e}/test_image.py run it.
+## The image is built first (fast when its cache is warm): tests/integration/test_image.py and
+## tests/e2e/test_image_release.py run it.
 test: $(STAMP) lint
 	@bash tests/servers/install-deps.sh
 	@if [ -z "$$KUBECONFIG" ]; then bash tests/cluster/build.sh; fi

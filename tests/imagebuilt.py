@@ -1,7 +1,7 @@
 """The operator image for the image tests: built by ``image/build.py`` (a no-op when it is up to date, the
 base coming from the per-machine cache), read from its OCI layout and unpacked with umoci, as a runtime would.
 
-Shared by tests/integration/test_image.py and tests/e2e/test_image.py; needs root (mmdebstrap, chroot).
+Shared by tests/integration/test_image.py and tests/e2e/test_image_release.py; needs root (mmdebstrap, chroot).
 """
 
 from __future__ import annotations

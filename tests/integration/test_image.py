@@ -2,7 +2,7 @@
 its docker-archive read back by skopeo, and programs run from inside its root filesystem (unpacked with
 umoci) mounted read-only, as uid 65532, with only /tmp and the cache volume writable, the way a pod with
 ``readOnlyRootFilesystem: true`` runs it. The e2e half (``bluegreen run`` reconciling a release from inside
-the image) is tests/e2e/test_image.py.
+the image) is tests/e2e/test_image_release.py.
 """
 
 from __future__ import annotations

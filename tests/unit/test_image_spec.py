@@ -186,8 +186,11 @@ def test_dockerfile_installs_the_same_packages_user_and_requirements() -> None:
     user = base["user"]
     assert f"'{user['name']}:x:{user['uid']}:{user['gid']}:{user['name']}:{user['home']}:/usr/sbin/nologin'" in run
     assert f"install -d -o {user['uid']} -g {user['gid']} -m 0755 {user['home']} {' '.join(base['writable'])}" in run
+    assert "find / -xdev -type f -perm /6000 -exec chmod ug-s {} +" in run, "no setuid/setgid bits, as the builder"
     first = " ".join(rest for key, rest in instructions(0) if key in ("RUN", "COPY"))
     assert f"python3 -m venv --without-pip {base['venv']}" in first
+    for path in base["prune"]:
+        assert f"rm -r {base['venv']}/{path}" in first
     assert "-r /src/image/requirements.txt" in first and "image/requirements.txt /src/image/requirements.txt" in first
 
 
