@@ -47,7 +47,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check operator tests benchmarks demo
+	$(VENV)/bin/ruff check operator tests benchmarks demo image
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages `make image` needs on the build machine: mmdebstrap (the Debian root filesystem),
-# umoci (OCI image layout: layers, config), skopeo (the docker-archive and pushing to a registry), and
-# util-linux (unshare, setpriv: the image tests run the root filesystem read-only as uid 65532).
+# umoci (OCI image layout: layers, config), skopeo (the docker-archive and pushing to a registry), util-linux
+# (unshare: the image tests run the root filesystem read-only as uid 65532) and podman (the tests `podman load`
+# the archive; no daemon).
 # Idempotent and quiet when everything is present; sudo only when not root.
 set -euo pipefail
 
-packages=(mmdebstrap umoci skopeo util-linux ca-certificates)
+packages=(mmdebstrap umoci skopeo util-linux ca-certificates podman)
 
 missing=()
 for p in "${packages[@]}"; do

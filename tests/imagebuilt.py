@@ -7,6 +7,7 @@ Shared by tests/integration/test_image.py and tests/e2e/test_image_release.py; n
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -36,8 +37,7 @@ class BuiltImage:
     build_output: str
 
     def blob(self, digest: str) -> Path:
-        algorithm, value = digest.split(":", 1)
-        return self.layout / "blobs" / algorithm / value
+        return _blob(self.layout, digest)
 
     def env(self) -> dict[str, str]:
         """The image's environment, as a runtime starts the entrypoint with it."""
@@ -46,6 +46,11 @@ class BuiltImage:
     def argv(self, *args: str) -> list[str]:
         """Entrypoint + ``args`` (a runtime replaces Cmd by the container's args)."""
         return [*self.config["config"]["Entrypoint"], *args]
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    algorithm, value = digest.split(":", 1)
+    return layout / "blobs" / algorithm / value
 
 
 def build() -> BuiltImage:
@@ -61,10 +66,8 @@ def build() -> BuiltImage:
     tagged = [m for m in index["manifests"]
               if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == info["tag"]]
     assert len(tagged) == 1, f"the layout must hold the tag {info['tag']} exactly once: {index}"
-    image = BuiltImage(layout, info["tag"], Path(info["archive"]), info["reference"], info["revision"], index,
-                       {}, {}, done.stdout)
-    manifest = json.loads(image.blob(tagged[0]["digest"]).read_text())
-    config = json.loads(image.blob(manifest["config"]["digest"]).read_text())
+    manifest = json.loads(_blob(layout, tagged[0]["digest"]).read_text())
+    config = json.loads(_blob(layout, manifest["config"]["digest"]).read_text())
     return BuiltImage(layout, info["tag"], Path(info["archive"]), info["reference"], info["revision"], index,
                       manifest, config, done.stdout)
 
@@ -78,11 +81,18 @@ def without_shells() -> list[imagerun.Bind]:
     return [imagerun.Bind(Path("/dev/null"), shell) for shell in SHELLS]
 
 
-def unpack(image: BuiltImage, directory: Path) -> Path:
-    """``umoci unpack`` the image into ``directory``; its root filesystem."""
-    bundle = directory / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{image.layout}:{image.tag}", str(bundle)], check=True,
-                   capture_output=True, timeout=300)
+def unpack(image: BuiltImage) -> Path:
+    """The image's root filesystem, unpacked by ``umoci unpack`` once per built image (next to its layout,
+    named by its manifest digest; a rebuild removes it) and shared by the test modules and sessions: every
+    test mounts it read-only, so none can change it for the others."""
+    digest = image.manifest["config"]["digest"].split(":", 1)[1][:16]
+    bundle = image.layout.parent / f"unpacked-{digest}"
+    if not (bundle / "rootfs").is_dir():
+        partial = bundle.with_name(bundle.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run(["umoci", "unpack", "--image", f"{image.layout}:{image.tag}", str(partial)], check=True,
+                       capture_output=True, timeout=300)
+        partial.rename(bundle)
     return bundle / "rootfs"
 
 

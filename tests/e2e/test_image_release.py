@@ -37,8 +37,8 @@ def image() -> BuiltImage:
 
 
 @pytest.fixture(scope="module")
-def rootfs(image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return unpack(image, tmp_path_factory.mktemp("image"))
+def rootfs(image: BuiltImage) -> Path:
+    return unpack(image)
 
 
 class ImageOperator(Operator):
