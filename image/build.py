@@ -74,7 +74,7 @@ def _build(base: Base, start: float) -> int:
     inputs = _project_inputs(base, commit)
     if STAMP.exists() and STAMP.read_text() == inputs and (OUT / archive_name()).exists() and LAYOUT.exists():
         log(f"{reference()} is up to date ({time.monotonic() - start:.1f}s)")
-        _report()
+        log(json.loads((OUT / "image.json").read_text())["size"])
         return 0
     _dirty_warning()
     shutil.rmtree(OUT, ignore_errors=True)
@@ -97,12 +97,13 @@ def _build(base: Base, start: float) -> int:
     archive = OUT / archive_name()
     _run(["skopeo", "--insecure-policy", "copy", "--quiet", f"oci:{LAYOUT}:{tag}",
           f"docker-archive:{archive}:{reference()}"])
+    log(f"built {reference()} in {time.monotonic() - start:.1f}s")
+    size = _sizes()
+    log(size)
     (OUT / "image.json").write_text(json.dumps({
         "reference": reference(), "layout": str(LAYOUT), "tag": tag, "archive": str(archive),
-        "revision": commit, "base": str(base.directory)}, indent=2) + "\n")
+        "revision": commit, "base": str(base.directory), "size": size}, indent=2) + "\n")
     STAMP.write_text(inputs)
-    log(f"built {reference()} in {time.monotonic() - start:.1f}s")
-    _report()
     return 0
 
 
@@ -201,9 +202,9 @@ def _configure(tag: str, commit: str) -> None:
     _run(argv)
 
 
-def _report() -> None:
-    """Sizes: the compressed layers (what a registry stores and a node pulls), the docker-archive, and the
-    unpacked root filesystem (the layers uncompressed)."""
+def _sizes() -> str:
+    """The compressed layers (what a registry stores and a node pulls), the unpacked root filesystem (the
+    layers uncompressed) and the docker-archive, as one line."""
     index = json.loads((LAYOUT / "index.json").read_text())
     manifest = json.loads(_blob(index["manifests"][0]["digest"]).read_text())
     compressed = sum(layer["size"] for layer in manifest["layers"])
@@ -214,9 +215,9 @@ def _report() -> None:
                 unpacked += len(chunk)
     archive = (OUT / archive_name()).stat().st_size
     sizes = ", ".join(f"{layer['size'] / 1e6:.1f}" for layer in manifest["layers"])
-    log(f"size: {compressed / 1e6:.1f} MB compressed ({len(manifest['layers'])} layers: {sizes} MB), "
-        f"{unpacked / 1e6:.1f} MB unpacked; {archive_name()} {archive / 1e6:.1f} MB")
-    log(f"outputs: {LAYOUT} (tag {version()}), {OUT / archive_name()} ({reference()})")
+    return (f"size: {compressed / 1e6:.1f} MB compressed ({len(manifest['layers'])} layers: {sizes} MB), "
+            f"{unpacked / 1e6:.1f} MB unpacked; {archive_name()} {archive / 1e6:.1f} MB "
+            f"({LAYOUT}, tag {version()}; {OUT / archive_name()}, {reference()})")
 
 
 def _blob(digest: str) -> Path:
