@@ -22,7 +22,7 @@ bench-scale: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/scale.py $(SCALE_ARGS)
 
-.PHONY: demo bench bench-scale test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: demo bench bench-scale image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +32,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+## image: the operator's OCI image, built without Docker (image/build.py; needs root): build/image/oci and
+## build/image/bluegreen-operator-<version>.tar (docker/podman load). The Debian base is cached per machine.
+image: $(STAMP)
+	$(PY) image/build.py
+
 ## test: lint, then every test (unit, integration, e2e) against the local control plane or $KUBECONFIG.
+## The image is built first (fast when its cache is warm): tests/integration/test_image.py and
+## tests/e2e/test_image_release.py run it.
 test: $(STAMP) lint
 	@bash tests/servers/install-deps.sh
 	@if [ -z "$$KUBECONFIG" ]; then bash tests/cluster/build.sh; fi
+	$(PY) image/build.py
 	$(PY) -m pytest tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check operator tests benchmarks demo
+	$(VENV)/bin/ruff check operator tests benchmarks demo image
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
