@@ -116,7 +116,7 @@ CASES = [
                                           selects=BLUE), SETTINGS, FETCHED, "ProgressDeadlineExceeded",
      ("False", "False", "True"), "ProgressDeadlineExceeded"),
     ("abandoned-commit-waits-for-a-new-one", V2,
-     seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, failed_commit=C2), selects=BLUE), SETTINGS,
      FETCHED, "ProgressDeadlineExceeded", ("False", "False", "True"), "ProgressDeadlineExceeded"),
     ("service-missing", V2, seen(service=False), SETTINGS, FETCHED, "ServiceNotFound",
      ("False", "False", "True"), "ServiceNotFound"),

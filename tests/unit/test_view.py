@@ -50,7 +50,7 @@ def test_a_deployment_is_kept_as_the_planners_state_only() -> None:
     assert record.state == ColorState(
         color=Color.BLUE, exists=True, template_hash="h1", commit="c1", replicas=3, generation=4,
         observed_generation=4, status_replicas=3, updated_replicas=3, ready_replicas=2, available_replicas=2,
-        rollout_started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), abandoned_commit="c0")
+        rollout_started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), failed_commit="c0")
     assert not hasattr(record, "__dict__"), "slots: no room for a body"
 
 

@@ -17,20 +17,38 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bluegreen.core.checks import CheckResult, CheckRun, CheckRunner, CheckSpec, Hook, Verdict
 from bluegreen.core.conditions import build_conditions
 from bluegreen.core.desired import owner_reference, render_deployment
 from bluegreen.core.errors import ClusterError, Outcome
 from bluegreen.core.history import record
-from bluegreen.core.planner import Action, Desired, Observed, Phase, Plan, Settings, plan
+from bluegreen.core.planner import (
+    Action,
+    Desired,
+    MarkReason,
+    Observed,
+    Phase,
+    Plan,
+    Requests,
+    Settings,
+    candidate_color,
+    plan,
+)
 from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
+    ANNOTATION_ABORT,
     ANNOTATION_COMMIT,
+    ANNOTATION_FAILED_COMMIT,
+    ANNOTATION_FAILED_MESSAGE,
+    ANNOTATION_FAILED_REASON,
+    ANNOTATION_PROMOTE,
     ANNOTATION_RECONCILE_AT,
+    ANNOTATION_RETRY,
     ANNOTATION_ROLLOUT_STARTED_AT,
     Color,
     ReleaseRef,
@@ -39,12 +57,17 @@ from bluegreen.core.spec import (
     parse_spec,
 )
 from bluegreen.core.timestamps import format_time, parse_time
+from bluegreen.hooks.http_checks import HttpCheckRunner
+from bluegreen.hooks.runner import CheckRunners
 from bluegreen.logs import get_logger
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.memory import Memory
 from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
+REQUEST_ANNOTATIONS = {"promote": ANNOTATION_PROMOTE, "abort": ANNOTATION_ABORT, "retry": ANNOTATION_RETRY}
+MARK_MESSAGE_LIMIT = 1000
+"""Characters of a failure message kept in the ``bluegreen.dev/failed-message`` annotation."""
 BLOCKED_RETRY_SECONDS = 30.0
 """A release blocked by the cluster (a foreign Deployment in the way) looks again this often: removing the
 obstacle need not produce an event the operator watches."""
@@ -62,6 +85,8 @@ class Pass:
     """The release's status as of the last patch of this pass."""
     history: list[dict[str, Any]]
     log: Any
+    requests: Requests = field(default_factory=Requests)
+    """The promote/abort/retry requests on the release not handled yet."""
 
 
 class Reconciler:
@@ -69,8 +94,10 @@ class Reconciler:
 
     def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 fetcher: FetchScheduler | None = None) -> None:
+                 fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None) -> None:
         self.cluster = cluster
+        self.checks: CheckRunner = checks if checks is not None else CheckRunners(
+            http=HttpCheckRunner(lambda namespace, name, port: cluster.service_address(namespace, name, port)))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
@@ -119,7 +146,8 @@ class Reconciler:
         if waiting is not None:
             return waiting
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
-        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log)
+        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log,
+                   _requests(meta.get("annotations") or {}, memory))
         return self.step_release(run)
 
     def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> float | None:
@@ -130,22 +158,29 @@ class Reconciler:
     def step_release(self, run: Pass) -> float | None:
         """Step 2: observe -> plan -> act until a step writes nothing; return when the next pass is due."""
         spec = run.spec
-        settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend)
+        settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend,
+                            manual=spec.promotion_mode == "Manual",
+                            pre_checks=tuple(c.name for c in spec.pre_promotion),
+                            post_checks=tuple(c.name for c in spec.post_promotion))
         step: Plan | None = None
         for _ in range(MAX_STEPS_PER_PASS):
             now = self.clock()
+            moved = False
             try:
                 observed = self._observe(run)
                 step = plan(_desired(run.memory), observed, settings, now)
                 if step.writes:
                     self._act(run, step, observed, now)
+                self._answer(run, step)
+                if step.action is Action.RUN_CHECKS:
+                    moved = self._run_checks(run, step, observed)
             except ClusterError as exc:
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
                                      run.log)
                 return BLOCKED_RETRY_SECONDS
             self._announce(run, step, now)
             self.summarize_status(run, step, observed, now)
-            if not step.writes:
+            if not step.writes and not moved:
                 break
         assert step is not None
         return self._next_pass(spec, step, run.memory)
@@ -157,14 +192,80 @@ class Reconciler:
         preview = self.cluster.service_state(release.namespace, spec.preview_service) \
             if spec.preview_service else None
         recorded = run.status.get("activeColor")
-        return Observed(
+        observed = Observed(
             blue=self.cluster.color_state(release, Color.BLUE),
             green=self.cluster.color_state(release, Color.GREEN),
             service=self.cluster.service_state(release.namespace, spec.service),
             preview=preview,
             recorded_active=Color(recorded) if recorded in ("blue", "green") else None,
             scale_down_at=parse_time(run.status.get("idleScaleDownAt")),
+            requests=run.requests,
         )
+        return self._observe_checks(run, observed)
+
+    # ---- checks ---------------------------------------------------------------------------------
+    def _candidate_run(self, run: Pass, hook: Hook, color: Color) -> CheckRun:
+        assert run.memory.commit is not None
+        return CheckRun(run.release, hook, run.memory.commit.sha, color, run.spec.preview_service)
+
+    def _observe_checks(self, run: Pass, observed: Observed) -> Observed:
+        """The check results of the candidate (the desired commit on the colour running its template); a new
+        candidate cancels the runs of the one before (a newer commit supersedes the checks under way)."""
+        desired, memory = _desired(run.memory), run.memory
+        color = candidate_color(desired, observed)
+        if desired is None or color is None or not (run.spec.pre_promotion or run.spec.post_promotion):
+            return observed
+        candidate = (desired.commit, str(color))
+        if memory.candidate != candidate:
+            if memory.candidate is not None:
+                self.checks.cancel(run.release)
+            memory.candidate = candidate
+            memory.checks = _stored_checks(run.status, candidate)
+        results = {}
+        for hook in Hook:
+            checks = _checks_of(run.spec, hook)
+            found = self.checks.results(self._candidate_run(run, hook, color), checks) if checks else {}
+            self._remember(run, hook, color, found)
+            results[hook] = found
+        return replace(observed, pre_results=results[Hook.PRE_PROMOTION], post_results=results[Hook.POST_PROMOTION])
+
+    def _run_checks(self, run: Pass, step: Plan, observed: Observed) -> bool:
+        """Start the checks the plan asks for (idempotent); True when a verdict is already known to differ from
+        what the plan saw (then plan again now)."""
+        assert step.hook is not None and step.color is not None
+        checks = _checks_of(run.spec, step.hook)
+        found = self.checks.ensure(self._candidate_run(run, step.hook, step.color), checks, {})
+        self._remember(run, step.hook, step.color, found)
+        seen = observed.results(step.hook)
+        return any(seen.get(name) is None or seen[name].verdict is not r.verdict
+                   for name, r in found.items() if r.verdict is not Verdict.RUNNING)
+
+    def _remember(self, run: Pass, hook: Hook, color: Color, results: Mapping[str, CheckResult]) -> None:
+        assert run.memory.commit is not None
+        for name, result in results.items():
+            run.memory.checks[(str(hook), name)] = {
+                "name": name, "hook": str(hook), "commit": run.memory.commit.sha, "color": str(color),
+                "verdict": str(result.verdict), "reason": result.reason, "message": result.message[:1024],
+                "startedAt": format_time(result.started_at) if result.started_at else None,
+                "finishedAt": format_time(result.finished_at) if result.finished_at else None}
+
+    def _answer(self, run: Pass, step: Plan) -> None:
+        """Remove the annotations of the requests the step handled; a refused one gets a Warning Event."""
+        if not step.answers:
+            return
+        removed: dict[str, str | None] = {}
+        for answer in step.answers:
+            key = REQUEST_ANNOTATIONS[answer.kind]
+            run.memory.handled[key] = answer.commit
+            removed[key] = None
+            if answer.accepted:
+                run.log.info(answer.message, action=answer.kind.capitalize(), reason="RequestDone")
+            else:
+                reason = f"{answer.kind.capitalize()}Refused"
+                run.log.warning(answer.message, action=answer.kind.capitalize(), reason=reason)
+                self.cluster.post_event(run.release, "Warning", reason, answer.message)
+        run.requests = replace(run.requests, **{answer.kind: None for answer in step.answers})
+        self.cluster.annotate_release(run.release.namespace, run.release.name, removed)
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
         """Perform the one write ``step`` names."""
@@ -178,21 +279,32 @@ class Reconciler:
                                      color=step.color, commit=memory.commit.sha, replicas=step.replicas, owner=owner)
             body["metadata"]["annotations"][ANNOTATION_ROLLOUT_STARTED_AT] = stamp
             self.cluster.apply_deployment(body)
-            if observed.color(step.color).abandoned_commit:
-                self.cluster.scale(release, step.color, step.replicas, {ANNOTATION_ABANDONED_COMMIT: None})
-        elif step.action is Action.SCALE:
+            if observed.color(step.color).failed_commit:
+                self.cluster.scale(release, step.color, step.replicas, UNMARK)
+        elif step.action in (Action.SCALE, Action.RETRY):
             assert step.replicas is not None
             starting = step.color != observed.service.color
             annotations: dict[str, str | None] = \
-                {ANNOTATION_ROLLOUT_STARTED_AT: stamp, ANNOTATION_ABANDONED_COMMIT: None} if starting else {}
-            if step.reason == "Retry" and memory.commit is not None:  # the new commit tries the same template again
-                annotations[ANNOTATION_COMMIT] = memory.commit.sha
+                {ANNOTATION_ROLLOUT_STARTED_AT: stamp, **UNMARK} if starting else {}
+            if step.reason in ("Retry", "ColdRollback") and memory.commit is not None:
+                annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
             self.cluster.scale(release, step.color, step.replicas, annotations)
+            if step.action is Action.RETRY:
+                self.checks.cancel(release)  # the commit's checks run again from the start
+                memory.checks = {}
         elif step.action is Action.SCALE_DOWN:
             self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None})
-        elif step.action is Action.ABANDON:
+        elif step.action in (Action.ABANDON, Action.FAIL):
             assert memory.commit is not None
-            self.cluster.scale(release, step.color, 0, {ANNOTATION_ABANDONED_COMMIT: memory.commit.sha})
+            self.cluster.scale(release, step.color, 0, _mark(memory.commit.sha, step))
+            self.checks.cancel(release)
+        elif step.action is Action.ROLLBACK:
+            assert memory.commit is not None
+            failed = step.color.other
+            # The mark first: should the switch not follow (a crash), the next pass switches back again.
+            self.cluster.scale(release, failed, observed.color(failed).replicas, _mark(memory.commit.sha, step))
+            self.cluster.switch_selector(release.namespace, spec.service, step.color)
+            self.checks.cancel(release)
         elif step.action is Action.SWITCH:
             self.cluster.switch_selector(release.namespace, spec.service, step.color)
         elif step.action is Action.SWITCH_PREVIEW:
@@ -201,9 +313,15 @@ class Reconciler:
 
     # ---- status, events, timing -----------------------------------------------------------------
     def _announce(self, run: Pass, step: Plan, now: datetime) -> None:
-        """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared."""
+        """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared, or
+        once when a commit begins to wait for a promote."""
         if not step.writes:
             self._notice(run, step)
+            waiting = (run.memory.commit.sha, str(step.color)) if step.awaiting and run.memory.commit else None
+            if waiting is not None and waiting != run.memory.awaiting:
+                run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
+                self.cluster.post_event(run.release, "Normal", step.reason, step.message)
+            run.memory.awaiting = waiting
             return
         run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
         self.cluster.post_event(run.release, "Warning" if step.stalled else "Normal", step.reason, step.message)
@@ -246,6 +364,9 @@ class Reconciler:
             "conditions": build_conditions(step, memory.source, run.generation, previous.get("conditions") or [],
                                            now, verified=memory.verified),
             "history": run.history,
+            "checks": sorted(memory.checks.values(), key=lambda c: (c["hook"] != "prePromotion", c["name"])) \
+            if step.action is not Action.RETRY else [],
+            "awaitingPromotion": _awaiting(step, memory, previous, now),
             **_handled(memory),
         }
 
@@ -295,6 +416,48 @@ class Reconciler:
         if step.requeue_after is None:
             return resync
         return min(resync, max(0.0, step.requeue_after))
+
+
+UNMARK: dict[str, str | None] = {ANNOTATION_FAILED_COMMIT: None, ANNOTATION_FAILED_REASON: None,
+                                 ANNOTATION_FAILED_MESSAGE: None, ANNOTATION_ABANDONED_COMMIT: None}
+"""Annotations that clear a colour's failure mark (the older abandoned-commit one included)."""
+
+
+def _mark(commit: str, step: Plan) -> dict[str, str | None]:
+    """The failure mark of ``commit`` for ``step`` (ABANDON, FAIL, ROLLBACK)."""
+    return {**UNMARK, ANNOTATION_FAILED_COMMIT: commit,
+            ANNOTATION_FAILED_REASON: str(step.mark or MarkReason.PROGRESS_DEADLINE_EXCEEDED),
+            ANNOTATION_FAILED_MESSAGE: step.message[:MARK_MESSAGE_LIMIT]}
+
+
+def _requests(annotations: Mapping[str, str], memory: Memory) -> Requests:
+    """The release's promote/abort/retry annotations not handled yet (a handled one is forgotten once the
+    release is seen without it)."""
+    for key in [k for k, v in memory.handled.items() if annotations.get(k) != v]:
+        del memory.handled[key]
+    found = {kind: str(annotations[key]).strip() for kind, key in REQUEST_ANNOTATIONS.items()
+             if annotations.get(key) and memory.handled.get(key) != annotations[key]}
+    return Requests(**found)
+
+
+def _checks_of(spec: ReleaseSpec, hook: Hook) -> tuple[CheckSpec, ...]:
+    return spec.pre_promotion if hook is Hook.PRE_PROMOTION else spec.post_promotion
+
+
+def _stored_checks(status: Mapping[str, Any], candidate: tuple[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``status.checks`` entries of ``candidate`` (commit, colour): what a previous run of the operator saw."""
+    return {(str(c.get("hook")), str(c.get("name"))): dict(c) for c in status.get("checks") or []
+            if isinstance(c, Mapping) and (c.get("commit"), c.get("color")) == candidate}
+
+
+def _awaiting(step: Plan, memory: Memory, previous: Mapping[str, Any], now: datetime) -> dict[str, str] | None:
+    """``status.awaitingPromotion`` while the candidate waits for a promote (``since`` kept from before)."""
+    if not step.awaiting or memory.commit is None or step.color is None:
+        return None
+    before = previous.get("awaitingPromotion") or {}
+    same = (before.get("revision"), before.get("color")) == (memory.commit.sha, str(step.color))
+    return {"revision": memory.commit.sha, "color": str(step.color),
+            "since": before["since"] if same and before.get("since") else format_time(now)}
 
 
 def _handled(memory: Memory) -> dict[str, str]:
