@@ -209,11 +209,13 @@ class Harness:
         "service": "shop", "scaleDownDelaySeconds": 300, "progressDeadlineSeconds": 600})
     generation: int = 1
     token: str | None = None
+    checks: Any = None
+    """A ``CheckRunner`` (None: the reconciler's own HTTP runner)."""
     reconciler: Reconciler = field(init=False)
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.cluster, self.source, RefusingVerifier(), clock=lambda: self.now,
-                                     monotonic=lambda: self.monotonic)
+                                     monotonic=lambda: self.monotonic, checks=self.checks)
 
     def body(self) -> dict[str, Any]:
         annotations = dict(self.cluster.annotations)
