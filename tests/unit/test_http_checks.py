@@ -38,7 +38,7 @@ def app() -> Iterator[tuple[App, int]]:
     state = App()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_GET(self) -> None:
             state.hits.append(self.path)
             time.sleep(state.delay)
             status = state.script.pop(0) if state.script else state.status
