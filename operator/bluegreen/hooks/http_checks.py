@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from bluegreen.core.checks import CheckResult, CheckRun, CheckSpec, Hook, Verdict
 from bluegreen.core.spec import ReleaseRef
+from bluegreen.logs import get_logger
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, str, int | None], tuple[str, int] | None]
@@ -251,7 +252,14 @@ class HttpCheckRunner:
             before = current.results[name]
             current.results[name] = replace(before, verdict=verdict, reason=reason, message=message,
                                             finished_at=self._now() if finished else None)
-        if before.verdict is not verdict and self._wake is not None:
+        if before.verdict is verdict:
+            return
+        if finished:  # one line per verdict (benchmarks/gates.py times a rollback from it)
+            log = get_logger().bind(release=run.release.name, namespace=run.release.namespace, hook=str(run.hook),
+                                    check=name, commit=run.commit[:12], color=str(run.color), reason=reason)
+            (log.info if verdict is Verdict.PASSED else log.warning)(f"check {verdict.lower()}: {message}",
+                                                                     action="Check")
+        if self._wake is not None:
             self._wake(run.release)
 
 
