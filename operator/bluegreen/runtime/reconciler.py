@@ -3,7 +3,10 @@
 1. ``step_source``: adopt the latest result of the release's git check (``SourceStep``; git itself is read by
    the fetch scheduler, ``runtime.fetcher``, on its own threads: a pass never waits for git);
 2. ``step_release``: observe -> plan -> act, repeated while a step writes (at most ``MAX_STEPS_PER_PASS``),
-   each step announced (Event, log line, history) and summarized (``summarize_status``).
+   each step announced (Event, log line, history) and summarized (``summarize_status``). The release gates
+   (``runtime.gate_step``) add the candidate's check results to what is observed, start the checks a step
+   asks for (``RunChecks``: the runner works on its own threads and wakes the release on a verdict) and
+   answer the promote/abort/retry annotations.
 
 Written against the Protocols of ``bluegreen.core.protocols`` (the cluster, the git source, the signature
 verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking on the
@@ -17,11 +20,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen.core.checks import CheckResult, CheckRun, CheckRunner, CheckSpec, Hook, Verdict
+from bluegreen.core.checks import CheckRunner
 from bluegreen.core.conditions import build_conditions
 from bluegreen.core.desired import owner_reference, render_deployment
 from bluegreen.core.errors import ClusterError, Outcome
@@ -35,20 +38,16 @@ from bluegreen.core.planner import (
     Plan,
     Requests,
     Settings,
-    candidate_color,
     plan,
 )
 from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
-    ANNOTATION_ABORT,
     ANNOTATION_COMMIT,
     ANNOTATION_FAILED_COMMIT,
     ANNOTATION_FAILED_MESSAGE,
     ANNOTATION_FAILED_REASON,
-    ANNOTATION_PROMOTE,
     ANNOTATION_RECONCILE_AT,
-    ANNOTATION_RETRY,
     ANNOTATION_ROLLOUT_STARTED_AT,
     Color,
     ReleaseRef,
@@ -61,11 +60,11 @@ from bluegreen.hooks.http_checks import HttpCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.logs import get_logger
 from bluegreen.runtime.fetcher import FetchScheduler
+from bluegreen.runtime.gate_step import GateStep, awaiting_status, checks_status, requests_of
 from bluegreen.runtime.memory import Memory
 from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
-REQUEST_ANNOTATIONS = {"promote": ANNOTATION_PROMOTE, "abort": ANNOTATION_ABORT, "retry": ANNOTATION_RETRY}
 MARK_MESSAGE_LIMIT = 1000
 """Characters of a failure message kept in the ``bluegreen.dev/failed-message`` annotation."""
 BLOCKED_RETRY_SECONDS = 30.0
@@ -96,8 +95,8 @@ class Reconciler:
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
                  fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None) -> None:
         self.cluster = cluster
-        self.checks: CheckRunner = checks if checks is not None else CheckRunners(
-            http=HttpCheckRunner(lambda namespace, name, port: cluster.service_address(namespace, name, port)))
+        self.gates = GateStep(cluster, checks if checks is not None else CheckRunners(
+            http=HttpCheckRunner(lambda namespace, name, port: cluster.service_address(namespace, name, port))))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
@@ -147,7 +146,7 @@ class Reconciler:
             return waiting
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
         run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log,
-                   _requests(meta.get("annotations") or {}, memory))
+                   requests_of(meta.get("annotations") or {}, memory))
         return self.step_release(run)
 
     def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> float | None:
@@ -171,9 +170,9 @@ class Reconciler:
                 step = plan(_desired(run.memory), observed, settings, now)
                 if step.writes:
                     self._act(run, step, observed, now)
-                self._answer(run, step)
+                run.requests = self.gates.answer(run.release, run.memory, run.requests, step, run.log)
                 if step.action is Action.RUN_CHECKS:
-                    moved = self._run_checks(run, step, observed)
+                    moved = self.gates.run_checks(run.release, run.spec, run.memory, step, observed)
             except ClusterError as exc:
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
                                      run.log)
@@ -201,71 +200,7 @@ class Reconciler:
             scale_down_at=parse_time(run.status.get("idleScaleDownAt")),
             requests=run.requests,
         )
-        return self._observe_checks(run, observed)
-
-    # ---- checks ---------------------------------------------------------------------------------
-    def _candidate_run(self, run: Pass, hook: Hook, color: Color) -> CheckRun:
-        assert run.memory.commit is not None
-        return CheckRun(run.release, hook, run.memory.commit.sha, color, run.spec.preview_service)
-
-    def _observe_checks(self, run: Pass, observed: Observed) -> Observed:
-        """The check results of the candidate (the desired commit on the colour running its template); a new
-        candidate cancels the runs of the one before (a newer commit supersedes the checks under way)."""
-        desired, memory = _desired(run.memory), run.memory
-        color = candidate_color(desired, observed)
-        if desired is None or color is None or not (run.spec.pre_promotion or run.spec.post_promotion):
-            return observed
-        candidate = (desired.commit, str(color))
-        if memory.candidate != candidate:
-            if memory.candidate is not None:
-                self.checks.cancel(run.release)
-            memory.candidate = candidate
-            memory.checks = _stored_checks(run.status, candidate)
-        results = {}
-        for hook in Hook:
-            checks = _checks_of(run.spec, hook)
-            found = self.checks.results(self._candidate_run(run, hook, color), checks) if checks else {}
-            self._remember(run, hook, color, found)
-            results[hook] = found
-        return replace(observed, pre_results=results[Hook.PRE_PROMOTION], post_results=results[Hook.POST_PROMOTION])
-
-    def _run_checks(self, run: Pass, step: Plan, observed: Observed) -> bool:
-        """Start the checks the plan asks for (idempotent); True when a verdict is already known to differ from
-        what the plan saw (then plan again now)."""
-        assert step.hook is not None and step.color is not None
-        checks = _checks_of(run.spec, step.hook)
-        found = self.checks.ensure(self._candidate_run(run, step.hook, step.color), checks, {})
-        self._remember(run, step.hook, step.color, found)
-        seen = observed.results(step.hook)
-        return any(seen.get(name) is None or seen[name].verdict is not r.verdict
-                   for name, r in found.items() if r.verdict is not Verdict.RUNNING)
-
-    def _remember(self, run: Pass, hook: Hook, color: Color, results: Mapping[str, CheckResult]) -> None:
-        assert run.memory.commit is not None
-        for name, result in results.items():
-            run.memory.checks[(str(hook), name)] = {
-                "name": name, "hook": str(hook), "commit": run.memory.commit.sha, "color": str(color),
-                "verdict": str(result.verdict), "reason": result.reason, "message": result.message[:1024],
-                "startedAt": format_time(result.started_at) if result.started_at else None,
-                "finishedAt": format_time(result.finished_at) if result.finished_at else None}
-
-    def _answer(self, run: Pass, step: Plan) -> None:
-        """Remove the annotations of the requests the step handled; a refused one gets a Warning Event."""
-        if not step.answers:
-            return
-        removed: dict[str, str | None] = {}
-        for answer in step.answers:
-            key = REQUEST_ANNOTATIONS[answer.kind]
-            run.memory.handled[key] = answer.commit
-            removed[key] = None
-            if answer.accepted:
-                run.log.info(answer.message, action=answer.kind.capitalize(), reason="RequestDone")
-            else:
-                reason = f"{answer.kind.capitalize()}Refused"
-                run.log.warning(answer.message, action=answer.kind.capitalize(), reason=reason)
-                self.cluster.post_event(run.release, "Warning", reason, answer.message)
-        run.requests = replace(run.requests, **{answer.kind: None for answer in step.answers})
-        self.cluster.annotate_release(run.release.namespace, run.release.name, removed)
+        return self.gates.observe(run.release, run.spec, run.memory, run.status, observed, _desired(run.memory))
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
         """Perform the one write ``step`` names."""
@@ -290,21 +225,21 @@ class Reconciler:
                 annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
             self.cluster.scale(release, step.color, step.replicas, annotations)
             if step.action is Action.RETRY:
-                self.checks.cancel(release)  # the commit's checks run again from the start
+                self.gates.checks.cancel(release)  # the commit's checks run again from the start
                 memory.checks = {}
         elif step.action is Action.SCALE_DOWN:
             self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None})
         elif step.action in (Action.ABANDON, Action.FAIL):
             assert memory.commit is not None
             self.cluster.scale(release, step.color, 0, _mark(memory.commit.sha, step))
-            self.checks.cancel(release)
+            self.gates.checks.cancel(release)
         elif step.action is Action.ROLLBACK:
             assert memory.commit is not None
             failed = step.color.other
             # The mark first: should the switch not follow (a crash), the next pass switches back again.
             self.cluster.scale(release, failed, observed.color(failed).replicas, _mark(memory.commit.sha, step))
             self.cluster.switch_selector(release.namespace, spec.service, step.color)
-            self.checks.cancel(release)
+            self.gates.checks.cancel(release)
         elif step.action is Action.SWITCH:
             self.cluster.switch_selector(release.namespace, spec.service, step.color)
         elif step.action is Action.SWITCH_PREVIEW:
@@ -364,9 +299,8 @@ class Reconciler:
             "conditions": build_conditions(step, memory.source, run.generation, previous.get("conditions") or [],
                                            now, verified=memory.verified),
             "history": run.history,
-            "checks": sorted(memory.checks.values(), key=lambda c: (c["hook"] != "prePromotion", c["name"])) \
-            if step.action is not Action.RETRY else [],
-            "awaitingPromotion": _awaiting(step, memory, previous, now),
+            "checks": checks_status(memory, step),
+            "awaitingPromotion": awaiting_status(step, memory, previous, now),
             **_handled(memory),
         }
 
@@ -428,36 +362,6 @@ def _mark(commit: str, step: Plan) -> dict[str, str | None]:
     return {**UNMARK, ANNOTATION_FAILED_COMMIT: commit,
             ANNOTATION_FAILED_REASON: str(step.mark or MarkReason.PROGRESS_DEADLINE_EXCEEDED),
             ANNOTATION_FAILED_MESSAGE: step.message[:MARK_MESSAGE_LIMIT]}
-
-
-def _requests(annotations: Mapping[str, str], memory: Memory) -> Requests:
-    """The release's promote/abort/retry annotations not handled yet (a handled one is forgotten once the
-    release is seen without it)."""
-    for key in [k for k, v in memory.handled.items() if annotations.get(k) != v]:
-        del memory.handled[key]
-    found = {kind: str(annotations[key]).strip() for kind, key in REQUEST_ANNOTATIONS.items()
-             if annotations.get(key) and memory.handled.get(key) != annotations[key]}
-    return Requests(**found)
-
-
-def _checks_of(spec: ReleaseSpec, hook: Hook) -> tuple[CheckSpec, ...]:
-    return spec.pre_promotion if hook is Hook.PRE_PROMOTION else spec.post_promotion
-
-
-def _stored_checks(status: Mapping[str, Any], candidate: tuple[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """``status.checks`` entries of ``candidate`` (commit, colour): what a previous run of the operator saw."""
-    return {(str(c.get("hook")), str(c.get("name"))): dict(c) for c in status.get("checks") or []
-            if isinstance(c, Mapping) and (c.get("commit"), c.get("color")) == candidate}
-
-
-def _awaiting(step: Plan, memory: Memory, previous: Mapping[str, Any], now: datetime) -> dict[str, str] | None:
-    """``status.awaitingPromotion`` while the candidate waits for a promote (``since`` kept from before)."""
-    if not step.awaiting or memory.commit is None or step.color is None:
-        return None
-    before = previous.get("awaitingPromotion") or {}
-    same = (before.get("revision"), before.get("color")) == (memory.commit.sha, str(step.color))
-    return {"revision": memory.commit.sha, "color": str(step.color),
-            "since": before["since"] if same and before.get("since") else format_time(now)}
 
 
 def _handled(memory: Memory) -> dict[str, str]:
