@@ -331,3 +331,21 @@ def test_a_job_check_without_a_job_runner_fails_the_release(job_runner: bool) ->
     assert stalled(h)["reason"] == "PrePromotionCheckFailed"
     assert "no Job check runner" in stalled(h)["message"]
     assert h.cluster.status["checks"][0]["reason"] == "JobChecksUnavailable"
+
+
+def test_after_a_restart_what_failed_stays_in_status_and_the_commit_stays_failed() -> None:
+    h = harness()
+    first_release(h)
+    v2 = release_through_pre(h, "v2")
+    fake(h).finish(PRE, "smoke", Verdict.FAILED, "HTTP 500: boom")
+    settle(h, 2)
+    restarted = Harness(cluster=h.cluster, source=h.source, now=h.now, monotonic=h.monotonic, spec=h.spec,
+                        checks=FakeChecks())
+    restarted.check_git_now()
+    mark = len(h.cluster.writes)
+    settle(restarted, 2)
+    assert h.cluster.writes[mark:] == [], "nothing is retried after a restart"
+    [entry] = h.cluster.status["checks"]
+    assert (entry["commit"], entry["verdict"], entry["message"]) == (v2, "Failed", "HTTP 500: boom")
+    assert stalled(h)["reason"] == "PrePromotionCheckFailed" and "HTTP 500: boom" in stalled(h)["message"]
+    assert fake(restarted).started == []
