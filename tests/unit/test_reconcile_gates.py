@@ -349,3 +349,10 @@ def test_after_a_restart_what_failed_stays_in_status_and_the_commit_stays_failed
     assert (entry["commit"], entry["verdict"], entry["message"]) == (v2, "Failed", "HTTP 500: boom")
     assert stalled(h)["reason"] == "PrePromotionCheckFailed" and "HTTP 500: boom" in stalled(h)["message"]
     assert fake(restarted).started == []
+
+
+def test_a_deleted_release_cancels_its_checks() -> None:
+    h = harness()
+    release_through_pre(h, "v1")
+    h.reconciler.forget("shop", "shop")
+    assert fake(h).cancelled[-1] == ("shop", None) and fake(h).runs == {}

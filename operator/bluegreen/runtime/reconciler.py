@@ -106,10 +106,11 @@ class Reconciler:
         self._guard = threading.Lock()
 
     def forget(self, namespace: str, name: str) -> None:
-        """The release is gone: drop its memory and its git subscription."""
+        """The release is gone: drop its memory, its git subscription and its checks."""
         with self._guard:
             self._memory.pop((namespace, name), None)
         self.fetcher.unsubscribe(namespace, name)
+        self.gates.checks.cancel(ReleaseRef(namespace, name))
 
     def memory(self, namespace: str, name: str) -> Memory:
         with self._guard:
