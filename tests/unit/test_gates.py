@@ -144,6 +144,15 @@ CASES: list[tuple[str, Observed, Settings, Action, Color | None, str, dict[str, 
      "PrePromotionCheckFailed", {"answers": ("retry", False)}),
     ("retry-of-an-unmarked-commit-is-refused", serving(requests=Requests(retry=C2)), SETTINGS, Action.WAIT, None,
      "PreviousColorWarm", {"answers": ("retry", False)}),
+    ("a-marked-colour-of-one-replica-goes-to-0", releasing(marked(replicas=1)), PRE, Action.SCALE_DOWN, GREEN,
+     "ScaleDownFailedColor", {"replicas": 0, "active": BLUE}),
+    ("an-abandoned-mark-with-a-message-shows-it", releasing(marked(reason=MarkReason.PROGRESS_DEADLINE_EXCEEDED,
+                                                                   message="green did not become available")),
+     SETTINGS, Action.WAIT, None, "ProgressDeadlineExceeded", {"message": "green did not become available"}),
+    ("a-request-handled-and-another-refused", releasing(requests=Requests(promote=C2, retry=C2)), MANUAL,
+     Action.SWITCH, GREEN, "Promote", {"answers": [("promote", True), ("retry", False)]}),
+    ("two-requests-refused", releasing(requests=Requests(abort=C3, retry=C3)), MANUAL, Action.WAIT, GREEN,
+     "AwaitingPromotion", {"answers": [("abort", False), ("retry", False)]}),
     ("a-mark-of-an-older-commit-does-not-stop-a-new-one", releasing(ready(GREEN, H2, C2, failed_commit=C1)), PRE,
      Action.RUN_CHECKS, GREEN, "PrePromotionChecks", {}),
     # -- post-promotion checks (rule 3: green serves, blue warm)
@@ -162,13 +171,19 @@ CASES: list[tuple[str, Observed, Settings, Action, Color | None, str, dict[str, 
      "Aborted", {"mark": MarkReason.ABORTED, "answers": ("abort", True)}),
     ("abort-after-the-post-window-is-refused", serving(post_results=passed("healthz"), requests=Requests(abort=C2)),
      POST, Action.WAIT, None, "PreviousColorWarm", {"answers": ("abort", False)}),
+    ("post-checks-on-blue-with-green-warm", observed(ready(BLUE, H2, C2), ready(GREEN, H1, C1, replicas=1),
+                                                     selects=BLUE, scale_down_at=LATER), POST, Action.RUN_CHECKS,
+     BLUE, "PostPromotionChecks", {"hook": Hook.POST_PROMOTION}),
+    ("post-check-failure-on-blue-goes-back-to-green", replace(observed(
+        ready(BLUE, H2, C2), ready(GREEN, H1, C1, replicas=1), selects=BLUE, scale_down_at=LATER),
+        post_results=failed("healthz")), POST, Action.ROLLBACK, GREEN, "PostPromotionCheckFailed", {"active": GREEN}),
     ("no-post-checks-without-a-warm-colour", serving(cold(BLUE, H1, C1), scale_down_at=None), POST, Action.NONE,
      None, "Released", {}),
     ("no-post-checks-for-a-first-release", serving(absent(BLUE), scale_down_at=None), POST, Action.NONE, None,
      "Released", {}),
     ("a-marked-serving-colour-goes-back", replace(
-        serving(), green=marked(replicas=3, reason=MarkReason.POST_PROMOTION_CHECK_FAILED)), POST, Action.ROLLBACK,
-     BLUE, "PostPromotionCheckFailed", {}),
+        serving(), green=marked(replicas=3, reason=MarkReason.POST_PROMOTION_CHECK_FAILED, message="it failed")),
+     POST, Action.ROLLBACK, BLUE, "PostPromotionCheckFailed", {"active": BLUE}),
     ("a-marked-serving-colour-with-nothing-warm-stalls", replace(
         serving(cold(BLUE, H1, C1), scale_down_at=None), green=marked(replicas=3)), POST, Action.WAIT, None,
      "PrePromotionCheckFailed", {"stalled": True}),
@@ -194,14 +209,42 @@ def test_gate_rules(case: str, seen: Observed, settings: Settings, action: Actio
     assert (step.action, step.reason) == (action, reason), step.message
     if color is not None or action in (Action.SWITCH, Action.FAIL, Action.ROLLBACK, Action.RUN_CHECKS):
         assert step.color == color
+    phase = {Action.FAIL: Phase.DEGRADED, Action.ROLLBACK: Phase.DEGRADED, Action.RUN_CHECKS: Phase.PROGRESSING,
+             Action.RETRY: Phase.PROGRESSING}.get(action, Phase.DEGRADED if step.stalled else step.phase)
+    assert step.phase == fields.get("phase", phase)
+    for answer in step.answers:
+        assert answer.commit == dict(seen.requests.items())[answer.kind] and answer.message
     for name, value in fields.items():
         if name == "answers":
             got = [(a.kind, a.accepted) for a in step.answers]
-            assert got == ([value] if value is not None else []), step.answers
+            assert got == (value if isinstance(value, list) else [value] if value is not None else []), step.answers
         elif name == "message":
             assert step.message == value
         else:
             assert getattr(step, name) == value, name
+
+
+# Steps of a release under way keep the previous colour's scale-down time (status.idleScaleDownAt) as it is.
+KEEPS = [
+    ("pre-checks", releasing(), PRE), ("pre-check-failed", releasing(pre_results=failed("smoke")), PRE),
+    ("awaiting", releasing(), MANUAL), ("aborted", releasing(requests=Requests(abort=C2)), SETTINGS),
+    ("marked-stalls", releasing(marked()), PRE), ("marked-scaled-down", releasing(marked(replicas=3)), PRE),
+    ("retry", releasing(marked(), requests=Requests(retry=C2)), PRE),
+]
+
+
+@pytest.mark.parametrize(("seen", "settings"), [pytest.param(c[1], c[2], id=c[0]) for c in KEEPS])
+def test_steps_under_way_keep_the_scale_down_time(seen: Observed, settings: Settings) -> None:
+    step = plan(D2, replace(seen, scale_down_at=LATER), settings, NOW)
+    assert step.scale_down_at == LATER and step.active == BLUE, step
+
+
+def test_a_marked_serving_colour_goes_back_saying_why() -> None:
+    seen = replace(serving(), green=marked(replicas=3, reason=MarkReason.POST_PROMOTION_CHECK_FAILED,
+                                           message="post-promotion check 'healthz' failed"))
+    assert plan(D2, seen, POST, NOW).message.startswith("post-promotion check 'healthz' failed; traffic is switched")
+    unmarked = replace(seen, green=replace(seen.green, failed_message=""))
+    assert "commit 222222222222 is marked PostPromotionCheckFailed" in plan(D2, unmarked, POST, NOW).message
 
 
 def test_a_pre_check_failure_names_the_check_what_it_saw_and_what_to_do() -> None:

@@ -162,8 +162,7 @@ def after_switch(desired: Desired, observed: Observed, settings: Settings, activ
     return Plan(Action.RUN_CHECKS, "PostPromotionChecks",
                 f"{active} serves commit {short(desired.commit)}; running the post-promotion checks "
                 f"({_progress(names, results)}); {active.other} stays warm until they pass", Phase.PROGRESSING,
-                color=active, active=active, scale_down_at=observed.scale_down_at, serving=True,
-                hook=Hook.POST_PROMOTION)
+                color=active, active=active, scale_down_at=observed.scale_down_at, hook=Hook.POST_PROMOTION)
 
 
 def _rollback(desired: Desired, observed: Observed, failed: Color, reason: str, what: str) -> Plan:
@@ -185,8 +184,8 @@ def answer_rest(step: Plan, desired: Desired, observed: Observed, settings: Sett
             continue
         if kind == "promote" and _promote_pending(step, desired, observed, settings):
             continue
-        refusals.append(Answer(kind, commit, False, _refusal(kind, commit, step, desired, observed, settings)))
-    return replace(step, answers=step.answers + tuple(refusals)) if refusals else step
+        refusals.append(Answer(kind, commit, False, _refusal(kind, commit, step, desired, settings)))
+    return replace(step, answers=step.answers + tuple(refusals))
 
 
 def _promote_pending(step: Plan, desired: Desired, observed: Observed, settings: Settings) -> bool:
@@ -194,7 +193,7 @@ def _promote_pending(step: Plan, desired: Desired, observed: Observed, settings:
             and not step.stalled and step.action not in (Action.FAIL, Action.ROLLBACK, Action.SWITCH))
 
 
-def _refusal(kind: str, commit: str, step: Plan, desired: Desired, observed: Observed, settings: Settings) -> str:
+def _refusal(kind: str, commit: str, step: Plan, desired: Desired, settings: Settings) -> str:
     head = short(desired.commit)
     refused = f"{kind} of commit {short(commit)} refused"
     if not names_commit(commit, desired.commit):
