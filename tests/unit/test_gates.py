@@ -122,9 +122,12 @@ CASES: list[tuple[str, Observed, Settings, Action, Color | None, str, dict[str, 
     # -- abort before the switch
     ("abort-while-rolling-out", releasing(rolling(GREEN, H2, C2, 1), requests=Requests(abort=C2)), SETTINGS,
      Action.FAIL, GREEN, "Aborted", {"replicas": 0, "mark": MarkReason.ABORTED, "answers": ("abort", True),
-                                     "active": BLUE}),
+                                     "active": BLUE, "stalled": True}),
     ("abort-while-waiting", releasing(requests=Requests(abort=C2)), MANUAL, Action.FAIL, GREEN, "Aborted",
-     {"mark": MarkReason.ABORTED}),
+     {"mark": MarkReason.ABORTED, "stalled": True}),
+    ("early-promote-waits-while-another-request-is-refused",
+     releasing(rolling(GREEN, H2, C2, 1), requests=Requests(promote=C2, retry=C2)), MANUAL, Action.WAIT, GREEN,
+     "WaitingForAvailability", {"answers": ("retry", False)}),
     ("abort-of-another-commit-is-refused", releasing(requests=Requests(abort=C3)), MANUAL, Action.WAIT, GREEN,
      "AwaitingPromotion", {"answers": ("abort", False)}),
     ("abort-with-nothing-under-way-is-refused", serving(requests=Requests(abort=C2)), SETTINGS, Action.WAIT, None,
@@ -185,8 +188,8 @@ CASES: list[tuple[str, Observed, Settings, Action, Color | None, str, dict[str, 
         serving(), green=marked(replicas=3, reason=MarkReason.POST_PROMOTION_CHECK_FAILED, message="it failed")),
      POST, Action.ROLLBACK, BLUE, "PostPromotionCheckFailed", {"active": BLUE}),
     ("a-marked-serving-colour-with-nothing-warm-stalls", replace(
-        serving(cold(BLUE, H1, C1), scale_down_at=None), green=marked(replicas=3)), POST, Action.WAIT, None,
-     "PrePromotionCheckFailed", {"stalled": True}),
+        serving(cold(BLUE, H1, C1), scale_down_at=LATER), green=marked(replicas=3)), POST, Action.WAIT, None,
+     "PrePromotionCheckFailed", {"stalled": True, "active": GREEN, "scale_down_at": LATER}),
     # -- reverts
     ("warm-revert-passes-no-gate", observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2), selects=GREEN,
                                             scale_down_at=LATER), ALL, Action.SWITCH, BLUE, "Rollback", {}),
@@ -212,6 +215,7 @@ def test_gate_rules(case: str, seen: Observed, settings: Settings, action: Actio
     phase = {Action.FAIL: Phase.DEGRADED, Action.ROLLBACK: Phase.DEGRADED, Action.RUN_CHECKS: Phase.PROGRESSING,
              Action.RETRY: Phase.PROGRESSING}.get(action, Phase.DEGRADED if step.stalled else step.phase)
     assert step.phase == fields.get("phase", phase)
+    assert isinstance(step.message, str) and step.message
     for answer in step.answers:
         assert answer.commit == dict(seen.requests.items())[answer.kind] and answer.message
     for name, value in fields.items():
@@ -257,7 +261,31 @@ def test_a_pre_check_failure_names_the_check_what_it_saw_and_what_to_do() -> Non
 def test_a_rollback_says_that_git_s_head_is_not_what_serves() -> None:
     step = plan(D2, serving(post_results=failed("healthz", "HTTP 503: unhealthy")), POST, NOW)
     assert "Git's head (commit 222222222222) is not what serves: blue serves commit 111111111111" in step.message
-    assert "post-promotion check 'healthz' failed on green" in step.message
+    assert "post-promotion check 'healthz' failed on green (commit 222222222222): HTTP 503" in step.message
+    aborted = plan(D2, serving(requests=Requests(abort=C2)), POST, NOW)
+    assert aborted.message.startswith("the release of commit 222222222222 was aborted after the switch; traffic")
+
+
+@pytest.mark.parametrize(("seen", "settings", "says"), [
+    pytest.param(releasing(pre_results=passed("smoke")), PRE2, "against green (commit 222222222222): 1/2 passed",
+                 id="progress-of-the-checks"),
+    pytest.param(releasing(pre_results={**passed("smoke"), **running("e2e")}), PRE2, "1/2 passed", id="running"),
+    pytest.param(releasing(pre_results=passed("smoke")), MANUAL_PRE,
+                 "commit 222222222222 on green passed its checks and waits for a promote", id="waits-after-checks"),
+    pytest.param(releasing(), MANUAL, "commit 222222222222 on green waits for a promote", id="waits-without-checks"),
+    pytest.param(releasing(pre_results=failed("smoke")), PRE, "traffic stays on blue", id="pre-failure"),
+    pytest.param(replace(observed(ready(BLUE, H2, C2)), requests=Requests(abort=C2)), SETTINGS,
+                 "traffic stays on the current pods", id="abort-of-a-first-release"),
+    pytest.param(releasing(requests=Requests(abort=C2)), SETTINGS, "traffic stays on blue", id="abort-names-the-colour"),
+    pytest.param(releasing(marked(), requests=Requests(retry=C2)), PRE,
+                 "retrying commit 222222222222: its PrePromotionCheckFailed mark is cleared", id="retry"),
+    pytest.param(serving(post_results=passed("healthz"), requests=Requests(abort=C2)), POST,
+                 "to roll back, revert it in git", id="abort-refusal"),
+])
+def test_messages_say_where_it_stands(seen: Observed, settings: Settings, says: str) -> None:
+    step = plan(D2, seen, settings, NOW)
+    text = " ".join([step.message, *(a.message for a in step.answers)])
+    assert says in text, text
 
 
 @pytest.mark.parametrize(("kind", "commit", "seen", "settings", "says"), [
