@@ -321,6 +321,12 @@ def test_the_candidate_is_the_colour_running_the_desired_template(seen: Observed
     assert candidate_color(None, seen) is None
 
 
+def test_observed_results_by_hook() -> None:
+    seen = replace(releasing(), pre_results=passed("smoke"), post_results=failed("healthz"))
+    assert seen.results(Hook.PRE_PROMOTION) is seen.pre_results
+    assert seen.results(Hook.POST_PROMOTION) is seen.post_results
+
+
 def test_reconciling_covers_checks_and_the_wait_for_a_promote() -> None:
     assert plan(D2, releasing(), PRE, NOW).reconciling
     assert plan(D2, releasing(), MANUAL, NOW).reconciling

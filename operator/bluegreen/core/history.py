@@ -52,14 +52,15 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
         if entry is not None:
             outcome = {Action.ABANDON: "Abandoned", Action.FAIL: "Failed"}[step.action]
             entry.update(finishedAt=stamp, outcome="Aborted" if step.mark == MarkReason.ABORTED else outcome,
-                         reason=step.mark or step.reason)
+                         reason=step.reason)
     elif step.action is Action.ROLLBACK:
+        assert step.color is not None  # the colour switched back to
         entry = next((e for e in entries if e.get("revision") == commit), None)
         if entry is None:
-            entry = {"revision": commit, "message": summary, "author": author, "color": str(step.color.other)
-                     if step.color else None, "startedAt": stamp}
+            entry = {"revision": commit, "message": summary, "author": author, "color": str(step.color.other),
+                     "startedAt": stamp}
             entries.insert(0, entry)
-        entry.update(finishedAt=stamp, outcome="RolledBack", reason=step.mark or step.reason)
+        entry.update(finishedAt=stamp, outcome="RolledBack", reason=step.reason)
     return entries[:MAX_ENTRIES]
 
 

@@ -166,9 +166,6 @@ class Settings:
     """The names of ``spec.checks.prePromotion``."""
     post_checks: tuple[str, ...] = ()
 
-    def checks(self, hook: Hook) -> tuple[str, ...]:
-        return self.pre_checks if hook is Hook.PRE_PROMOTION else self.post_checks
-
 
 @dataclass(frozen=True)
 class Answer:
