@@ -22,7 +22,13 @@ bench-scale: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/scale.py $(SCALE_ARGS)
 
-.PHONY: demo bench bench-scale image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
+## bench-gates: the overhead of a passing HTTP pre-promotion check and the rollback time after a failing
+## post-promotion check, with the real web app (benchmarks/gates.py).
+bench-gates: $(STAMP)
+	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/gates.py $(GATES_ARGS)
+
+.PHONY: demo bench bench-scale bench-gates image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

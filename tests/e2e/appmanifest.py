@@ -63,8 +63,15 @@ spec:
 """
 
 
-def app_manifest(name: str, version: str, *, replicas: int = 2, failing_health: bool = False) -> str:
-    """The web app's Deployment reporting ``version``; ``failing_health``: its ``/healthz`` always fails."""
+def app_manifest(name: str, version: str, *, replicas: int = 2, failing_health: bool = False,
+                 message: str | None = None, health_fail_file: str | None = None) -> str:
+    """The web app's Deployment reporting ``version``; ``failing_health``: its ``/healthz`` always fails;
+    ``message``: its ``APP_MESSAGE`` (in the body of ``GET /``); ``health_fail_file``: ``/healthz`` fails while
+    that file (on this machine) exists, e.g. once a test creates it after the switch."""
     extra = '        - {name: APP_HEALTH_FAIL_FILE, value: /etc/hosts}\n' if failing_health else ""
+    if health_fail_file is not None:
+        extra += f"        - {{name: APP_HEALTH_FAIL_FILE, value: {json.dumps(health_fail_file)}}}\n"
+    if message is not None:
+        extra += f"        - {{name: APP_MESSAGE, value: {json.dumps(message)}}}\n"
     return APP_MANIFEST.format(name=name, app=name, replicas=replicas, webapp=json.dumps(str(WEBAPP)), version=version,
                                extra_env=extra)

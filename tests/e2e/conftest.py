@@ -112,9 +112,12 @@ class GitRepo:
         return self.write(text, message=message or f"release {image}", sign_with=sign_with)
 
     def release_app(self, version: str, *, replicas: int = 2, failing_health: bool = False,
-                    message: str | None = None) -> str:
-        """Commit a Deployment of the real test web app reporting ``version`` (``appmanifest.py``)."""
-        text = app_manifest(self.app, version, replicas=replicas, failing_health=failing_health)
+                    message: str | None = None, app_message: str | None = None,
+                    health_fail_file: str | None = None) -> str:
+        """Commit a Deployment of the real test web app reporting ``version`` (``appmanifest.py``); ``message``
+        is the commit message, ``app_message`` the app's ``APP_MESSAGE``."""
+        text = app_manifest(self.app, version, replicas=replicas, failing_health=failing_health,
+                            message=app_message, health_fail_file=health_fail_file)
         return self.write(text, message=message or f"release {version}")
 
     def revert(self, sha: str | None = None) -> str:

@@ -39,7 +39,8 @@ def test_never_ready_release_is_abandoned_and_the_next_commit_succeeds(
     assert warnings, "the abandoned release is visible as a Warning Event"
     green = cluster.deployment("green")
     assert green is not None and green.spec.replicas == 0, "the abandoned colour is scaled to 0"
-    assert green.metadata.annotations["bluegreen.dev/abandoned-commit"] == v2
+    assert green.metadata.annotations["bluegreen.dev/failed-commit"] == v2
+    assert green.metadata.annotations["bluegreen.dev/failed-reason"] == "ProgressDeadlineExceeded"
     history = cluster.status()["history"]
     assert (history[0]["revision"], history[0]["outcome"]) == (v2, "Abandoned")
     assert history[0]["finishedAt"]
@@ -56,7 +57,7 @@ def test_never_ready_release_is_abandoned_and_the_next_commit_succeeds(
     assert cluster.wait_serving(v3, timeout=30) == "green"
     green = cluster.deployment("green")
     assert green is not None and green.status.ready_replicas == 2
-    assert "bluegreen.dev/abandoned-commit" not in (green.metadata.annotations or {})
+    assert "bluegreen.dev/failed-commit" not in (green.metadata.annotations or {})
     assert cluster.condition("Stalled")["status"] == "False"
     history = cluster.status()["history"]
     assert [(h["revision"], h["outcome"]) for h in history] == [(v3, "Succeeded"), (v2, "Abandoned"),

@@ -133,7 +133,7 @@ def test_abandoned_release_scale_down_and_cold_rollback_serve_every_request(
         status, body = get(green_ip, "/healthz")
         assert (status, body.strip()) == (503, "unhealthy: flag file /etc/hosts exists")
         wait_until(lambda: (d := cluster.deployment("green")) is not None and d.spec.replicas == 0
-                   and (d.metadata.annotations or {}).get("bluegreen.dev/abandoned-commit") == broken,
+                   and (d.metadata.annotations or {}).get("bluegreen.dev/failed-commit") == broken,
                    timeout=40, what="v2 abandoned after progressDeadlineSeconds")
         assert cluster.color() == "blue"
         # The status patch with the history entry follows the scale-down that the watch above saw.

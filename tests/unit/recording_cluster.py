@@ -19,10 +19,9 @@ from typing import Any
 
 from bluegreen.core.commits import CommitInfo, Snapshot
 from bluegreen.core.credentials import Credentials
-from bluegreen.core.errors import Outcome
+from bluegreen.core.errors import Outcome, SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
-    ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
@@ -34,6 +33,7 @@ from bluegreen.core.spec import (
     deployment_name,
 )
 from bluegreen.core.timestamps import parse_time
+from bluegreen.kube.states import failure_mark
 from bluegreen.runtime.reconciler import Reconciler
 
 START = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -72,6 +72,10 @@ class RecordingCluster:
         self.status_patches: list[dict[str, Any]] = []
         self.events: list[tuple[str, str, str]] = []
         self.secrets: dict[str, dict[str, bytes]] = {}
+        self.annotations: dict[str, str] = {}
+        """The release's own annotations (``Harness.body`` hands them to each pass)."""
+        self.addresses: dict[tuple[str, int | None], tuple[str, int]] = {}
+        """(Service, port) -> (ClusterIP, port), for HTTP checks that name a Service."""
 
     # ---- reads ------------------------------------------------------------------------------------
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -90,7 +94,7 @@ class RecordingCluster:
             updated_replicas=status.get("updatedReplicas", 0), ready_replicas=status.get("readyReplicas", 0),
             available_replicas=status.get("availableReplicas", 0),
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-            abandoned_commit=annotations.get(ANNOTATION_ABANDONED_COMMIT))
+            **failure_mark(annotations))
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         selector = self.selectors.get(name)
@@ -98,6 +102,9 @@ class RecordingCluster:
             return ServiceState(name=name)
         value = selector.get(LABEL_COLOR)
         return ServiceState(name=name, exists=True, color=Color(value) if value else None)
+
+    def service_address(self, namespace: str, name: str, port: int | None) -> tuple[str, int] | None:
+        return self.addresses.get((name, port))
 
     # ---- writes -----------------------------------------------------------------------------------
     def apply_deployment(self, body: Mapping[str, Any]) -> None:
@@ -134,6 +141,10 @@ class RecordingCluster:
 
     def post_event(self, release: ReleaseRef, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
+
+    def annotate_release(self, namespace: str, name: str, annotations: Mapping[str, str | None]) -> None:
+        self.writes.append(("annotate", name, dict(annotations)))
+        merge(self.annotations, annotations)
 
     # ---- Kubernetes' side -------------------------------------------------------------------------
     def roll_out(self) -> None:
@@ -174,6 +185,15 @@ class FakeSource:
         sha, summary, content = self.head
         return Snapshot(CommitInfo(sha, summary, "Dev <dev@example.com>", START), path, content)
 
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Other files of every commit (a check's Job manifest), by path."""
+
+    def read(self, url: str, commit_sha: str, path: str, *, credentials: Credentials | None = None) -> Snapshot:
+        assert self.head is not None and self.head[0] == commit_sha, "read at the manifest's commit"
+        if path not in self.files:
+            raise SourceError("PathNotFound", f"{path!r} does not exist at commit {commit_sha[:7]}")
+        return Snapshot(CommitInfo(commit_sha, self.head[1], "Dev <dev@example.com>", START), path, self.files[path])
+
     def signature(self, url: str, commit_sha: str, *,
                   credentials: Credentials | None = None) -> tuple[bytes, bytes] | None:
         return None
@@ -198,14 +218,18 @@ class Harness:
         "service": "shop", "scaleDownDelaySeconds": 300, "progressDeadlineSeconds": 600})
     generation: int = 1
     token: str | None = None
+    checks: Any = None
+    """A ``CheckRunner`` (None: the reconciler's own HTTP runner)."""
     reconciler: Reconciler = field(init=False)
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.cluster, self.source, RefusingVerifier(), clock=lambda: self.now,
-                                     monotonic=lambda: self.monotonic)
+                                     monotonic=lambda: self.monotonic, checks=self.checks)
 
     def body(self) -> dict[str, Any]:
-        annotations = {ANNOTATION_RECONCILE_AT: self.token} if self.token is not None else {}
+        annotations = dict(self.cluster.annotations)
+        if self.token is not None:
+            annotations[ANNOTATION_RECONCILE_AT] = self.token
         return {"metadata": {"namespace": self.cluster.namespace, "name": "shop", "uid": "u-1",
                              "generation": self.generation, "annotations": annotations},
                 "spec": copy.deepcopy(self.spec), "status": copy.deepcopy(self.cluster.status)}

@@ -116,7 +116,7 @@ CASES = [
                                           selects=BLUE), SETTINGS, FETCHED, "ProgressDeadlineExceeded",
      ("False", "False", "True"), "ProgressDeadlineExceeded"),
     ("abandoned-commit-waits-for-a-new-one", V2,
-     seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, failed_commit=C2), selects=BLUE), SETTINGS,
      FETCHED, "ProgressDeadlineExceeded", ("False", "False", "True"), "ProgressDeadlineExceeded"),
     ("service-missing", V2, seen(service=False), SETTINGS, FETCHED, "ServiceNotFound",
      ("False", "False", "True"), "ServiceNotFound"),
@@ -135,6 +135,27 @@ CASES = [
      ("False", "True", "False"), "VerifierUnavailable"),
     ("git-not-read-yet", None, seen(), SETTINGS, NOT_FETCHED, "SourceNotReady",
      ("False", "True", "False"), "NotFetched"),
+    # the release gates (docs/gates.md)
+    ("pre-promotion-checks-run", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2), selects=BLUE),
+     replace(SETTINGS, pre_checks=("smoke",)), FETCHED, "PrePromotionChecks", ("False", "True", "False"),
+     "PrePromotionChecks"),
+    ("awaiting-promotion", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2), selects=BLUE),
+     replace(SETTINGS, manual=True), FETCHED, "AwaitingPromotion", ("False", "True", "False"), "AwaitingPromotion"),
+    ("post-promotion-checks-run", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2), selects=GREEN,
+                                           scale_down_at=WARM), replace(SETTINGS, post_checks=("healthz",)),
+     FETCHED, "PostPromotionChecks", ("True", "True", "False"), "PostPromotionChecks"),
+    ("pre-check-failed-stalls", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, failed_commit=C2,
+                                                                failed_reason="PrePromotionCheckFailed",
+                                                                failed_message="check 'smoke' failed"),
+                                         selects=BLUE), SETTINGS, FETCHED, "PrePromotionCheckFailed",
+     ("False", "False", "True"), "PrePromotionCheckFailed"),
+    ("rolled-back-after-a-post-check", V2, seen(up(BLUE, "h1", C1), up(
+        GREEN, "h2", C2, replicas=0, failed_commit=C2, failed_reason="PostPromotionCheckFailed",
+        failed_message="git's head is not what serves"), selects=BLUE), SETTINGS, FETCHED,
+     "PostPromotionCheckFailed", ("False", "False", "True"), "PostPromotionCheckFailed"),
+    ("aborted-stalls", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, failed_commit=C2,
+                                                       failed_reason="Aborted", failed_message="aborted"),
+                                selects=BLUE), SETTINGS, FETCHED, "Aborted", ("False", "False", "True"), "Aborted"),
 ]
 
 

@@ -91,7 +91,9 @@ EXPECTED = {  # the documented mapping, per situation of test_conditions.CASES
     "service-missing": "Degraded", "suspended": "Suspended", "suspended-with-a-broken-source": "Suspended",
     "manifest-gone-holds-and-stalls": "Degraded", "unsigned-commit-holds-and-stalls": "Degraded",
     "unreachable-git-retries-while-serving": "Progressing", "verifier-unavailable-retries": "Progressing",
-    "git-not-read-yet": "Progressing",
+    "git-not-read-yet": "Progressing", "pre-promotion-checks-run": "Progressing", "awaiting-promotion": "Progressing",
+    "post-promotion-checks-run": "Progressing", "pre-check-failed-stalls": "Degraded",
+    "rolled-back-after-a-post-check": "Degraded", "aborted-stalls": "Degraded",
 }
 
 

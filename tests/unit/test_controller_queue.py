@@ -347,3 +347,24 @@ def test_a_failed_pass_is_logged_as_a_warning_naming_the_release_the_error_and_t
     assert line == {"event": "reconcile failed; retrying", "log_level": "warning", "release": "web",
                     "namespace": "ns", "action": "Reconcile", "error": "RuntimeError: the API server said no",
                     "retry_in": 0.5}
+
+
+@pytest.mark.parametrize("annotation", ["bluegreen.dev/promote", "bluegreen.dev/abort", "bluegreen.dev/retry"])
+def test_a_promote_abort_or_retry_request_queues_a_pass_and_so_does_its_removal(annotation: str) -> None:
+    def annotated(rv: str, value: str | None) -> dict[str, Any]:
+        release = body(rv=rv)
+        release["metadata"]["annotations"] = {annotation: value} if value else {}
+        return release
+
+    async def scenario() -> list[Key]:
+        controller = Controller(lambda b, s: None)
+        controller.upsert(annotated("5", None))
+        queued: list[Key] = []
+        controller.enqueue = queued.append  # type: ignore[method-assign]
+        controller.upsert(annotated("6", None))  # our status patch: nothing to do
+        controller.upsert(annotated("7", "a" * 40))  # the request
+        controller.upsert(annotated("8", "a" * 40))  # our status again
+        controller.upsert(annotated("9", None))  # the operator removed it: one more (idle) pass
+        return queued
+
+    assert asyncio.run(scenario()) == [KEY, KEY]

@@ -301,6 +301,8 @@ def test_status_allows_what_the_operator_writes() -> None:
     assert set(status["properties"]) == {
         "activeColor",
         "activeRevision",
+        "awaitingPromotion",
+        "checks",
         "lastAttemptedRevision",
         "lastHandledReconcileAt",
         "observedGeneration",
@@ -374,6 +376,7 @@ def test_crd_defaults_equal_from_dict_defaults() -> None:
         "progressDeadlineSeconds": 600,
         "suspend": False,
         "deletionPolicy": "Orphan",
+        "promotion": {"mode": "Auto"},
     }
     assert ReleaseSpec.from_dict(defaulted) == ReleaseSpec.from_dict(MINIMAL)
 

@@ -108,13 +108,13 @@ CASES = [
      observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1, started=timedelta(seconds=601)), selects=BLUE),
      SETTINGS, Action.ABANDON, GREEN, "ProgressDeadlineExceeded"),
     ("abandoned-template-is-not-retried", want(H2, C2),
-     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, failed_commit=C2), selects=BLUE), SETTINGS,
      Action.WAIT, None, "ProgressDeadlineExceeded"),
     ("next-commit-after-abandon-tries-again", want(H3, C3),
-     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, failed_commit=C2), selects=BLUE), SETTINGS,
      Action.APPLY, GREEN, "NewRelease"),
     ("same-template-in-a-new-commit-after-abandon-retries", want(H2, C3),
-     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE), SETTINGS,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, failed_commit=C2), selects=BLUE), SETTINGS,
      Action.SCALE, GREEN, "Retry"),
     ("newer-commit-supersedes-release-under-way", want(H3, C3),
      observed(ready(BLUE, H1, C1), rolling(GREEN, H2, C2, 1), selects=BLUE), SETTINGS,
@@ -192,7 +192,7 @@ CASES = [
               scale_down_at=NOW + timedelta(seconds=40)),
      SETTINGS, Action.ABANDON, GREEN, "ProgressDeadlineExceeded"),
     ("abandoned-keeps-the-scale-down-time", want(H2, C2),
-     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, abandoned_commit=C2), selects=BLUE,
+     observed(ready(BLUE, H1, C1), ready(GREEN, H2, C2, replicas=0, failed_commit=C2), selects=BLUE,
               scale_down_at=NOW + timedelta(seconds=40)),
      SETTINGS, Action.WAIT, None, "ProgressDeadlineExceeded"),
     ("held-drift-keeps-the-scale-down-time", None,
@@ -473,7 +473,7 @@ class World:
             assert state is not None and step.replicas is not None
             started = self.now if step.color != self.seen.service.color else state.rollout_started_at
             self.set_color(replace(state, replicas=step.replicas, generation=state.generation + 1,
-                                   rollout_started_at=started, abandoned_commit=desired.commit
+                                   rollout_started_at=started, failed_commit=desired.commit
                                    if step.action is Action.ABANDON else None))
         elif step.action is Action.SWITCH:
             self.seen = replace(self.seen, service=replace(self.seen.service, color=step.color))

@@ -10,6 +10,9 @@ from recording_cluster import Harness
 
 ROLLOUT = "bluegreen.dev/rollout-started-at"
 ABANDONED = "bluegreen.dev/abandoned-commit"
+FAILED_COMMIT, FAILED_REASON, FAILED_MESSAGE = ("bluegreen.dev/failed-commit", "bluegreen.dev/failed-reason",
+                                                "bluegreen.dev/failed-message")
+UNMARK = {FAILED_COMMIT: None, FAILED_REASON: None, FAILED_MESSAGE: None, ABANDONED: None}
 COMMIT = "bluegreen.dev/commit"
 
 
@@ -154,11 +157,11 @@ def test_cold_rollback_scales_up_waits_then_switches(release: Harness) -> None:
     release.check_git_now()
     release.run()
     assert release.writes_since(mark) == [("scale", "shop-blue", 2, {ROLLOUT: "2026-11-22T12:05:01Z",
-                                                                     ABANDONED: None})]
+                                                                     **UNMARK, COMMIT: revert})]
     assert release.cluster.statuses() == ("False", "True", "False")
     assert release.cluster.status["history"][0] == {
         "revision": revert, "message": "release v1", "author": "Dev <dev@example.com>", "color": "blue",
-        "startedAt": "2026-11-22T12:05:01Z", "outcome": "InProgress"}
+        "startedAt": "2026-11-22T12:05:01Z", "outcome": "InProgress", "reason": "ColdRollback"}
     release.cluster.roll_out()
     release.wait(3)
     release.run()
@@ -180,7 +183,11 @@ def test_a_never_ready_commit_is_abandoned_and_marked(release: Harness) -> None:
     assert len(release.cluster.writes) == mark + 1, "not abandoned before the deadline"
     release.wait(1)
     release.run()
-    assert release.writes_since(mark)[1:] == [("scale", "shop-green", 0, {ABANDONED: v2})]
+    [(kind, name, replicas, marked)] = release.writes_since(mark)[1:]
+    assert (kind, name, replicas) == ("scale", "shop-green", 0)
+    assert marked == {**UNMARK, FAILED_COMMIT: v2, FAILED_REASON: "ProgressDeadlineExceeded",
+                      FAILED_MESSAGE: marked[FAILED_MESSAGE]}
+    assert "did not become available within 600s" in marked[FAILED_MESSAGE]
     assert release.cluster.statuses() == ("False", "False", "True")
     stalled = release.cluster.condition("Stalled")
     assert stalled["reason"] == "ProgressDeadlineExceeded" and v2[:12] in stalled["message"]
@@ -195,8 +202,7 @@ def test_a_never_ready_commit_is_abandoned_and_marked(release: Harness) -> None:
     v3 = release.source.commit("v3")
     release.check_git_now()
     release.run()
-    assert release.writes_since(mark)[2:] == [("apply", "shop-green", v3, 2), ("scale", "shop-green", 2,
-                                                                               {ABANDONED: None})]
+    assert release.writes_since(mark)[2:] == [("apply", "shop-green", v3, 2), ("scale", "shop-green", 2, UNMARK)]
     release.cluster.roll_out()
     release.run()
     assert release.cluster.statuses() == ("True", "False", "False")
@@ -215,7 +221,7 @@ def test_a_new_commit_with_the_abandoned_template_retries_as_a_release(release: 
     mark = len(release.cluster.writes)
     release.run()
     assert release.writes_since(mark) == [("scale", "shop-green", 2, {ROLLOUT: "2026-11-22T12:10:01Z",
-                                                                      ABANDONED: None, COMMIT: retry})]
+                                                                      **UNMARK, COMMIT: retry})]
     release.cluster.roll_out()
     release.run()
     history = release.cluster.status["history"]

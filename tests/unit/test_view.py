@@ -15,7 +15,7 @@ from bluegreen.core.errors import ClusterError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import Color, ReleaseRef
 from bluegreen.kube.cluster import KubeCluster
-from bluegreen.kube.states import deployment_record
+from bluegreen.kube.states import deployment_record, service_record
 from bluegreen.kube.view import ClusterView, older
 
 
@@ -43,6 +43,36 @@ def service(rv: str, color: str | None = "blue", name: str = "shop") -> dict[str
             "spec": {"selector": selector}}
 
 
+def test_the_failure_mark_with_its_reason_wins_over_the_older_one() -> None:
+    body = deployment("18")
+    body["metadata"]["annotations"] |= {"bluegreen.dev/failed-commit": "c2", "bluegreen.dev/failed-reason": "Aborted",
+                                        "bluegreen.dev/failed-message": "aborted by hand"}
+    record = deployment_record(body)
+    assert record is not None
+    state = record.state
+    assert (state.failed_commit, state.failed_reason, state.failed_message) == ("c2", "Aborted", "aborted by hand")
+    del body["metadata"]["annotations"]["bluegreen.dev/failed-commit"]
+    legacy = deployment_record(body)
+    assert legacy is not None and (legacy.state.failed_commit, legacy.state.failed_reason) == \
+        ("c0", "ProgressDeadlineExceeded")
+
+
+def test_a_service_keeps_its_cluster_ip_and_ports_for_http_checks() -> None:
+    body = service("5")
+    body["spec"] |= {"clusterIP": "10.0.0.7", "ports": [{"port": 80, "targetPort": 8080}, {"port": 9090}]}
+    record = service_record(body)
+    assert (record.address(None), record.address(9090), record.address(81)) == \
+        (("10.0.0.7", 80), ("10.0.0.7", 9090), None)
+    headless = service_record({**body, "spec": {**body["spec"], "clusterIP": "None"}})
+    assert headless.address(None) is None
+    view = ClusterView()
+    view.observe_service(body)
+    assert view.service("ns", "shop") == record
+    kube = KubeCluster(client.ApiClient(), view)
+    assert kube.service_address("ns", "shop", 9090) == ("10.0.0.7", 9090)
+    assert kube.service_address("ns", "nope", None) is None
+
+
 def test_a_deployment_is_kept_as_the_planners_state_only() -> None:
     record = deployment_record(deployment("17", ready=2))
     assert record is not None
@@ -50,7 +80,7 @@ def test_a_deployment_is_kept_as_the_planners_state_only() -> None:
     assert record.state == ColorState(
         color=Color.BLUE, exists=True, template_hash="h1", commit="c1", replicas=3, generation=4,
         observed_generation=4, status_replicas=3, updated_replicas=3, ready_replicas=2, available_replicas=2,
-        rollout_started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), abandoned_commit="c0")
+        rollout_started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), failed_commit="c0")
     assert not hasattr(record, "__dict__"), "slots: no room for a body"
 
 

@@ -118,6 +118,11 @@ class CheckRunner(Protocol):
         nothing. For a Job check this is read from the Job (the watch's view), so it holds across a restart."""
         ...
 
+    def rerun(self, run: CheckRun, checks: Sequence[CheckSpec]) -> None:
+        """Forget ``run``'s results, finished or not, so the next ``ensure`` runs its checks again (a ``bluegreen
+        retry`` of a commit whose check failed). A Job is deleted."""
+        ...
+
     def cancel(self, release: ReleaseRef, keep: CheckRun | None = None) -> None:
         """Stop the release's runs other than ``keep`` (a newer commit, an abort, a rollback): their results
         no longer matter. A Job is deleted with its pods."""

@@ -3,9 +3,10 @@
 ``Ready`` (normal-true): the colour the Service selects runs the manifest of the latest good commit and git
 was read cleanly; ``kubectl wait --for=condition=Ready`` returns once the new colour serves.
 ``Reconciling`` (abnormal-true): a release, a rollback or a scale-down is under way (``Plan.reconciling``:
-a step that writes, or waiting for a colour to become available), or git is being retried / not read yet.
+a step that writes, waiting for a colour to become available, checks running, a wait for a promote), or git
+is being retried / not read yet.
 ``Stalled`` (abnormal-true): nothing more happens without a change: an invalid spec, a broken or untrusted
-commit, an abandoned commit, a missing Service, a Deployment that is not ours.
+commit, an abandoned, failed (a check) or aborted commit, a missing Service, a Deployment that is not ours.
 ``SourceReady``: the latest look at git; ``SourceVerified``: the commit's signature (``spec.source.verify``).
 Each carries ``observedGeneration``; ``lastTransitionTime`` moves only when its status changes.
 docs/conditions.md maps them to kstatus (Flux, kpt) and Argo CD health.

@@ -1,9 +1,12 @@
 """The bounded release history kept in status: one entry per release attempt, newest first. Pure.
 
-An entry starts ``InProgress`` when a colour is applied or a scaled-down colour is scaled up for the commit,
-and ends ``Succeeded`` (switched to), ``RolledBack`` (switched to a colour brought up for an earlier commit:
-a revert), ``Abandoned`` (missed its progress deadline) or ``Superseded`` (a newer release started first).
-A warm rollback starts and ends in the one switch. At most ``MAX_ENTRIES`` are kept.
+An entry starts ``InProgress`` when a colour is applied, a scaled-down colour is scaled up for the commit, or
+a failed commit is retried, and ends ``Succeeded`` (switched to), ``RolledBack`` (switched to a colour brought
+up for an earlier commit: a revert, warm or cold; or switched back after a failed post-promotion check or an
+abort after the switch), ``Failed`` (a pre-promotion check failed), ``Aborted`` (aborted before the switch),
+``Abandoned`` (missed its progress deadline) or ``Superseded`` (a newer release started first). An entry's
+``reason`` says why it ended so. A warm rollback starts and ends in the one switch. At most ``MAX_ENTRIES``
+are kept.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bluegreen.core.planner import Action, Plan
+from bluegreen.core.planner import Action, MarkReason, Plan
 from bluegreen.core.timestamps import format_time
 
 MAX_ENTRIES = 20
 IN_PROGRESS = "InProgress"
-STARTING_SCALES = frozenset({"ColdRollback", "Retry"})
+COLD_ROLLBACK = "ColdRollback"
+STARTING_SCALES = frozenset({COLD_ROLLBACK, "Retry"})
 """Scale-ups that begin a release: a scaled-down colour brought back (a cold revert, or an abandoned template
 tried again by a new commit)."""
 
@@ -27,24 +31,36 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
     """History after performing ``step`` for ``commit``; unchanged for steps that are not release milestones."""
     entries = [dict(e) for e in history]
     stamp = format_time(now)
-    starts = step.action is Action.APPLY or (step.action is Action.SCALE and step.reason in STARTING_SCALES)
+    starts = step.action in (Action.APPLY, Action.RETRY) or (
+        step.action is Action.SCALE and step.reason in STARTING_SCALES)
     if starts:
         _finish_open(entries, "Superseded", stamp)
         entries.insert(0, {"revision": commit, "message": summary, "author": author, "color": str(step.color),
-                           "startedAt": stamp, "outcome": IN_PROGRESS})
+                           "startedAt": stamp, "outcome": IN_PROGRESS, "reason": step.reason})
     elif step.action is Action.SWITCH and step.reason in ("Promote", "Rollback"):
-        outcome = "RolledBack" if step.reason == "Rollback" else "Succeeded"
         entry = _open_entry(entries, commit)
+        cold = entry is not None and entry.get("reason") == COLD_ROLLBACK
+        outcome = "RolledBack" if step.reason == "Rollback" or cold else "Succeeded"
         if entry is None:  # a warm rollback: nothing was started, the selector just moved back
             _finish_open(entries, "Superseded", stamp)
             entries.insert(0, {"revision": commit, "message": summary, "author": author, "color": str(step.color),
-                               "startedAt": stamp, "finishedAt": stamp, "outcome": outcome})
+                               "startedAt": stamp, "finishedAt": stamp, "outcome": outcome, "reason": step.reason})
         else:
-            entry.update(finishedAt=stamp, outcome=outcome, color=str(step.color))
-    elif step.action is Action.ABANDON:
+            entry.update(finishedAt=stamp, outcome=outcome, color=str(step.color), reason=step.reason)
+    elif step.action in (Action.ABANDON, Action.FAIL):
         entry = _open_entry(entries, commit)
         if entry is not None:
-            entry.update(finishedAt=stamp, outcome="Abandoned")
+            outcome = {Action.ABANDON: "Abandoned", Action.FAIL: "Failed"}[step.action]
+            entry.update(finishedAt=stamp, outcome="Aborted" if step.mark == MarkReason.ABORTED else outcome,
+                         reason=step.reason)
+    elif step.action is Action.ROLLBACK:
+        assert step.color is not None  # the colour switched back to
+        entry = next((e for e in entries if e.get("revision") == commit), None)
+        if entry is None:
+            entry = {"revision": commit, "message": summary, "author": author, "color": str(step.color.other),
+                     "startedAt": stamp}
+            entries.insert(0, entry)
+        entry.update(finishedAt=stamp, outcome="RolledBack", reason=step.reason)
     return entries[:MAX_ENTRIES]
 
 
@@ -59,4 +75,3 @@ def _finish_open(entries: list[dict[str, Any]], outcome: str, stamp: str) -> Non
     for entry in entries:
         if entry.get("outcome") == IN_PROGRESS:
             entry.update(finishedAt=stamp, outcome=outcome)
-

@@ -10,14 +10,17 @@ Rules, in order (the first that applies decides):
 
 1. ``suspend`` freezes everything.
 2. No Service, nothing to do but wait for it.
-3. The active colour already runs the desired template: keep its replica count equal to the manifest's,
-   point the preview Service at the idle colour, keep the previous colour warm until its scale-down time,
-   then scale it to 0 (the Deployment stays, so it can come back).
+3. The active colour already runs the desired template: while the previous colour is warm, run the
+   post-promotion checks (a failure, or an abort, switches back: ``gates.after_switch``); keep its replica
+   count equal to the manifest's, point the preview Service at the idle colour, keep the previous colour warm
+   until its scale-down time (and its checks passed), then scale it to 0 (the Deployment stays).
 4. The other colour runs the desired template (a release under way, or a ``git revert`` to what the previous
    colour still runs): scale it up if it was scaled down, wait until every replica is updated, ready and
-   available, then switch the selector to it. A warm previous colour is switched to at once (fast
+   available, run the pre-promotion checks and (Manual mode) wait for a promote (``gates.before_switch``),
+   then switch the selector to it. A warm previous colour is switched to at once, past every gate (fast
    rollback). A colour not available by the progress deadline is abandoned: scaled to 0 and marked with
-   the commit, so that commit is not tried again; the next commit tries again.
+   the commit (as a failed check or an abort marks it), so that commit is not tried again; the next commit,
+   or a retry request, tries again.
 5. No colour runs the desired template: apply it to the idle colour (blue for the first release). This also
    supersedes a release under way, whose idle colour is simply overwritten.
 
@@ -29,152 +32,44 @@ release's status says it should be and nothing new is applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from bluegreen.core import gates
+from bluegreen.core.plans import (
+    AWAITING_PROMOTION,
+    WAITING_FOR_AVAILABILITY,
+    Action,
+    Answer,
+    ColorState,
+    Desired,
+    MarkReason,
+    Observed,
+    Phase,
+    Plan,
+    Requests,
+    ServiceState,
+    Settings,
+)
 from bluegreen.core.spec import Color
 from bluegreen.core.timestamps import format_time
 
-
-class Action(StrEnum):
-    """What the reconciler does next. One write per pass; WAIT and NONE write nothing to workloads."""
-
-    NONE = "None"
-    WAIT = "Wait"
-    APPLY = "Apply"  # create/update the idle colour's Deployment from the desired template
-    SCALE = "Scale"  # set a colour's replica count (cold rollback, manifest replica change)
-    SWITCH = "Switch"  # point the Service's bluegreen.dev/color at a colour
-    SWITCH_PREVIEW = "SwitchPreview"  # point the preview Service's bluegreen.dev/color at a colour
-    SCALE_DOWN = "ScaleDown"  # previous colour to 0 replicas after scaleDownDelaySeconds
-    ABANDON = "Abandon"  # idle colour missed its deadline: scale to 0 and mark the commit abandoned
-
-
-class Phase(StrEnum):
-    """Display-only summary of a release (never read back to decide anything)."""
-
-    PENDING = "Pending"
-    PROGRESSING = "Progressing"
-    HEALTHY = "Healthy"
-    DEGRADED = "Degraded"
-    SUSPENDED = "Suspended"
-
-
-@dataclass(frozen=True)
-class ColorState:
-    """One colour's Deployment as observed in the cluster."""
-
-    color: Color
-    exists: bool = False
-    template_hash: str | None = None
-    commit: str | None = None
-    replicas: int = 0  # spec.replicas
-    generation: int = 0
-    observed_generation: int = 0
-    status_replicas: int = 0  # all pods, old templates included
-    updated_replicas: int = 0
-    ready_replicas: int = 0
-    available_replicas: int = 0
-    rollout_started_at: datetime | None = None
-    abandoned_commit: str | None = None
-
-    @property
-    def fully_available(self) -> bool:
-        """Every replica runs the current template and is ready and available; no old pod is left."""
-        return (
-            self.exists
-            and self.replicas > 0
-            and self.observed_generation >= self.generation
-            and self.status_replicas == self.replicas
-            and self.updated_replicas == self.replicas
-            and self.ready_replicas == self.replicas
-            and self.available_replicas == self.replicas
-        )
-
-    def describe_progress(self) -> str:
-        return (
-            f"{self.ready_replicas}/{self.replicas} ready, {self.available_replicas} available, "
-            f"{self.updated_replicas} updated"
-        )
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """A Service as observed: does it exist and which colour does its selector name."""
-
-    name: str
-    exists: bool = False
-    color: Color | None = None
-
-
-@dataclass(frozen=True)
-class Observed:
-    """Everything the planner may know about the cluster and the release's own status."""
-
-    blue: ColorState
-    green: ColorState
-    service: ServiceState
-    preview: ServiceState | None = None
-    recorded_active: Color | None = None  # status.activeColor: used only while the desired template is unknown
-    scale_down_at: datetime | None = None  # status.idleScaleDownAt
-
-    def color(self, color: Color) -> ColorState:
-        return self.blue if color is Color.BLUE else self.green
-
-
-@dataclass(frozen=True)
-class Desired:
-    """The release the git source asks for."""
-
-    commit: str
-    template_hash: str
-    replicas: int
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The parts of the spec the planner needs."""
-
-    scale_down_delay_seconds: int
-    progress_deadline_seconds: int
-    suspend: bool = False
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The next action and how to present it; ``scale_down_at`` is the value to keep in status."""
-
-    action: Action
-    reason: str
-    message: str
-    phase: Phase
-    color: Color | None = None
-    replicas: int | None = None
-    requeue_after: float | None = None  # seconds until a time-based rule fires; None: wait for events
-    scale_down_at: datetime | None = None
-    active: Color | None = None  # the colour that serves (or is being made to serve) traffic after this plan
-    stalled: bool = False
-    """The release cannot go on without a change (in git, in the spec or in the cluster)."""
-    serving: bool = False
-    """The colour the Service selects runs the desired template (rule 3): the release has reached traffic."""
-    details: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def writes(self) -> bool:
-        return self.action not in (Action.NONE, Action.WAIT)
-
-    @property
-    def reconciling(self) -> bool:
-        """A release, a rollback or a scale-down is under way: this step writes (apply, scale, switch, scale
-        down) or waits for a colour to become available. Waiting out the warm window is not progress."""
-        return not self.stalled and (self.writes or self.reason == WAITING_FOR_AVAILABILITY)
-
-
-WAITING_FOR_AVAILABILITY = "WaitingForAvailability"
+__all__ = ["AWAITING_PROMOTION", "WAITING_FOR_AVAILABILITY", "Action", "Answer", "ColorState", "Desired",
+           "MarkReason", "Observed", "Phase", "Plan", "Requests", "ServiceState", "Settings", "candidate_color",
+           "plan"]
 
 
 def plan(desired: Desired | None, observed: Observed, settings: Settings, now: datetime) -> Plan:
-    """The one next step for a release (see the module docstring for the rules)."""
+    """The one next step for a release (see the module docstring for the rules), with the answers to the
+    promote/abort/retry requests it handled or refuses (none while suspended, without a Service or a manifest:
+    the requests wait)."""
+    step = _plan(desired, observed, settings, now)
+    if desired is None or settings.suspend or not observed.service.exists:
+        return step
+    return gates.answer_rest(step, desired, observed, settings)
+
+
+def _plan(desired: Desired | None, observed: Observed, settings: Settings, now: datetime) -> Plan:
     if settings.suspend:
         return Plan(Action.NONE, "Suspended", "spec.suspend is true: no change is made", Phase.SUSPENDED,
                     active=observed.service.color, scale_down_at=observed.scale_down_at)
@@ -197,6 +92,16 @@ def plan(desired: Desired | None, observed: Observed, settings: Settings, now: d
                 color=idle, replicas=desired.replicas, active=active, scale_down_at=None)
 
 
+def candidate_color(desired: Desired | None, observed: Observed) -> Color | None:
+    """The colour whose checks matter now: the one running the desired template (the serving one first)."""
+    if desired is None:
+        return None
+    active = observed.service.color
+    if active is not None and observed.color(active).template_hash == desired.template_hash:
+        return active
+    return _color_running(desired, observed)
+
+
 def _first_color(observed: Observed) -> Color:
     """Colour for a release when the Service selects none: one already holding pods of ours, else blue."""
     if observed.green.exists and observed.green.replicas > 0 and not observed.blue.exists:
@@ -212,17 +117,24 @@ def _color_running(desired: Desired, observed: Observed) -> Color | None:
 
 
 def _serving(desired: Desired, observed: Observed, settings: Settings, now: datetime, active: Color) -> Plan:
-    """Rule 3: the active colour runs the desired template (every step of it is ``serving``)."""
-    return replace(_serving_step(desired, observed, settings, now, active), serving=True)
+    """Rule 3: the active colour runs the desired template (every step of it is ``serving``, but a rollback or
+    a marked commit that still serves: git's head is then not what should serve)."""
+    step = _serving_step(desired, observed, settings, now, active)
+    return step if step.action is Action.ROLLBACK or step.stalled else replace(step, serving=True)
 
 
 def _serving_step(desired: Desired, observed: Observed, settings: Settings, now: datetime, active: Color) -> Plan:
     current = observed.color(active)
+    window = gates.after_switch(desired, observed, settings, active)
+    if window is not None and window.action is not Action.RUN_CHECKS:
+        return window  # a rollback (or a mark with nothing to go back to) comes before anything else
     if current.replicas != desired.replicas:
         return Plan(Action.SCALE, "ReplicasChanged",
                     f"scaling the active colour {active} from {current.replicas} to {desired.replicas} replicas",
                     Phase.PROGRESSING, color=active, replicas=desired.replicas, active=active,
                     scale_down_at=observed.scale_down_at)
+    if window is not None:
+        return window  # the post-promotion checks run: the previous colour stays warm, whatever its delay
     phase = Phase.HEALTHY if current.fully_available else Phase.DEGRADED
     step, deadline = _scale_down_step(observed, settings, now, active, phase)
     if step is not None:
@@ -259,15 +171,15 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
     state = observed.color(target)
     active = observed.service.color
     keep = observed.scale_down_at
-    if state.abandoned_commit == desired.commit:
-        return Plan(Action.WAIT, "ProgressDeadlineExceeded",
-                    f"commit {desired.commit[:12]} was abandoned on {target}: it did not become available within "
-                    f"{settings.progress_deadline_seconds}s; push a new commit to try again",
-                    Phase.DEGRADED, active=active, scale_down_at=keep, stalled=True)
+    if state.failed_commit == desired.commit:
+        return gates.marked(desired, observed, settings, target)
+    aborted = gates.abort_before_switch(desired, observed, target)
+    if aborted is not None:
+        return aborted
     if state.replicas != desired.replicas:
         kind = "ReplicasChanged"
         if state.replicas == 0:
-            kind = "Retry" if state.abandoned_commit else "ColdRollback"
+            kind = "Retry" if state.failed_commit else "ColdRollback"
         return Plan(Action.SCALE, kind,
                     f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} replicas",
                     Phase.PROGRESSING, color=target, replicas=desired.replicas, active=active, scale_down_at=keep)
@@ -282,12 +194,18 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
     if preview is not None:
         return preview
     if state.fully_available:
-        # The colour was brought up for an earlier commit with the same template: a revert, served warm.
+        # The colour was brought up for an earlier commit with the same template: a revert. While that colour is
+        # still warm from serving (its scale-down time is set) it is switched to at once, past every gate.
         rollback = state.commit is not None and state.commit != desired.commit
-        return Plan(Action.SWITCH, "Rollback" if rollback else "Promote",
-                    f"switching Service {observed.service.name!r} to {target} (commit {desired.commit[:12]}): "
-                    f"all {state.replicas} replicas ready and available", Phase.PROGRESSING, color=target,
-                    active=target, scale_down_at=now + timedelta(seconds=settings.scale_down_delay_seconds))
+        if not (rollback and keep is not None):
+            gate = gates.before_switch(desired, observed, settings, target)
+            if gate is not None:
+                return gate
+        switch = Plan(Action.SWITCH, "Rollback" if rollback else "Promote",
+                      f"switching Service {observed.service.name!r} to {target} (commit {desired.commit[:12]}): "
+                      f"all {state.replicas} replicas ready and available", Phase.PROGRESSING, color=target,
+                      active=target, scale_down_at=now + timedelta(seconds=settings.scale_down_delay_seconds))
+        return gates.promoted(switch, desired, observed, settings)
     started = state.rollout_started_at or now
     deadline = started + timedelta(seconds=settings.progress_deadline_seconds)
     if now >= deadline:

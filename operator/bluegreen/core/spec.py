@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bluegreen.core.errors import ReasonedError
 from bluegreen.core.gitref import is_commit_id, ref_name_problem, semver_problem
 from bluegreen.core.repourl import URL_PREFIXES
+
+if TYPE_CHECKING:
+    from bluegreen.core.checks import CheckSpec
 
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"
@@ -30,6 +33,13 @@ ANNOTATION_TEMPLATE_HASH = "bluegreen.dev/template-hash"
 ANNOTATION_RECONCILE_AT = "bluegreen.dev/reconcile-at"
 ANNOTATION_ROLLOUT_STARTED_AT = "bluegreen.dev/rollout-started-at"
 ANNOTATION_ABANDONED_COMMIT = "bluegreen.dev/abandoned-commit"
+"""The mark of a commit that missed its progress deadline, as older versions wrote it (still read)."""
+ANNOTATION_FAILED_COMMIT = "bluegreen.dev/failed-commit"
+"""On a colour's Deployment: the commit marked failed there (not tried again until a new commit or a retry)."""
+ANNOTATION_FAILED_REASON = "bluegreen.dev/failed-reason"
+"""Why: ProgressDeadlineExceeded, PrePromotionCheckFailed, PostPromotionCheckFailed or Aborted."""
+ANNOTATION_FAILED_MESSAGE = "bluegreen.dev/failed-message"
+"""What was seen (the failed check and its answer), for the status after a restart."""
 ANNOTATION_PROMOTE = "bluegreen.dev/promote"
 """On a release, set by ``bluegreen promote`` (or ``kubectl annotate``): ``<commit>``: switch to the colour that
 waits for promotion, if it runs that commit. Removed by the operator once handled (done or refused)."""
@@ -144,6 +154,16 @@ class ReleaseSpec:
     progress_deadline_seconds: int
     suspend: bool
     deletion_policy: str = DEFAULT_DELETION_POLICY
+    promotion_mode: str = "Auto"
+    """``spec.promotion.mode``: Auto (switch once the checks pass) or Manual (then wait for a promote)."""
+    pre_promotion: tuple[CheckSpec, ...] = ()
+    """``spec.checks.prePromotion`` (``bluegreen.core.checks_spec`` parses them)."""
+    post_promotion: tuple[CheckSpec, ...] = ()
+
+    @property
+    def job_paths(self) -> tuple[str, ...]:
+        """The Job manifests the checks name, read from each commit beside its Deployment manifest."""
+        return tuple(check.job.path for check in (*self.pre_promotion, *self.post_promotion) if check.job is not None)
 
     @property
     def owns_deployments(self) -> bool:
@@ -169,8 +189,13 @@ class ReleaseSpec:
                 "progressDeadlineSeconds",
                 "suspend",
                 "deletionPolicy",
+                "promotion",
+                "checks",
             },
         )
+        from bluegreen.core.checks_spec import parse_checks, parse_promotion_mode  # it imports this module
+
+        pre, post = parse_checks(spec.get("checks"))
         if "source" not in spec:
             raise SpecError("spec.source", "is required")
         source = _parse_source(spec["source"])
@@ -197,6 +222,9 @@ class ReleaseSpec:
             ),
             suspend=_bool(spec.get("suspend"), "spec.suspend", default=False),
             deletion_policy=_deletion_policy(spec.get("deletionPolicy")),
+            promotion_mode=parse_promotion_mode(spec.get("promotion")),
+            pre_promotion=pre,
+            post_promotion=post,
         )
 
 

@@ -50,6 +50,11 @@ class KubeReads(Apis):
         record = self.view.service(namespace, name)
         return record.state if record is not None else ServiceState(name=name)
 
+    def service_address(self, namespace: str, name: str, port: int | None) -> tuple[str, int] | None:
+        """A Service's (ClusterIP, port) from the view (``port`` None: its first); None if unknown."""
+        record = self.view.service(namespace, name)
+        return record.address(port) if record is not None else None
+
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's data, decoded; None if it does not exist. Values are never logged."""
         body = self.get_json(self.core.read_namespaced_secret, name, namespace)

@@ -14,6 +14,9 @@ from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
+    ANNOTATION_FAILED_COMMIT,
+    ANNOTATION_FAILED_MESSAGE,
+    ANNOTATION_FAILED_REASON,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_TEMPLATE_HASH,
     LABEL_COLOR,
@@ -36,11 +39,22 @@ class DeploymentRecord:
 
 @dataclass(frozen=True, slots=True)
 class ServiceRecord:
-    """A Service: does it exist and which colour its selector names."""
+    """A Service: does it exist and which colour its selector names; its ClusterIP and port numbers (for the
+    HTTP checks that name a Service)."""
 
     uid: str
     resource_version: str
     state: ServiceState
+    cluster_ip: str | None = None
+    ports: tuple[int, ...] = ()
+
+    def address(self, port: int | None) -> tuple[str, int] | None:
+        """(ClusterIP, port) for ``port`` (None: the first port); None without a ClusterIP or that port."""
+        if not self.cluster_ip or self.cluster_ip == "None" or not self.ports:
+            return None
+        if port is None:
+            return self.cluster_ip, self.ports[0]
+        return (self.cluster_ip, port) if port in self.ports else None
 
 
 def release_label(body: Mapping[str, Any]) -> str | None:
@@ -79,16 +93,33 @@ def deployment_record(body: Mapping[str, Any]) -> DeploymentRecord | None:
         ready_replicas=int(status.get("readyReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
         rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-        abandoned_commit=annotations.get(ANNOTATION_ABANDONED_COMMIT),
+        **failure_mark(annotations),
     )
     return DeploymentRecord(release, str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state)
 
 
+def failure_mark(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """The ``ColorState`` fields of a Deployment's failure mark: ``bluegreen.dev/failed-*``, or the older
+    ``bluegreen.dev/abandoned-commit`` (reason ProgressDeadlineExceeded)."""
+    commit = annotations.get(ANNOTATION_FAILED_COMMIT)
+    if commit:
+        mark: dict[str, Any] = {"failed_commit": commit,
+                                "failed_message": annotations.get(ANNOTATION_FAILED_MESSAGE, "")}
+        if annotations.get(ANNOTATION_FAILED_REASON):
+            mark["failed_reason"] = annotations[ANNOTATION_FAILED_REASON]
+        return mark
+    return {"failed_commit": annotations.get(ANNOTATION_ABANDONED_COMMIT)}
+
+
 def service_record(body: Mapping[str, Any]) -> ServiceRecord:
     meta = body["metadata"]
-    selector = (body.get("spec") or {}).get("selector") or {}
+    spec = body.get("spec") or {}
+    selector = spec.get("selector") or {}
     state = ServiceState(name=str(meta["name"]), exists=True, color=parse_color(selector.get(LABEL_COLOR)))
-    return ServiceRecord(str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state)
+    ports = tuple(int(p["port"]) for p in spec.get("ports") or [] if isinstance(p, Mapping) and "port" in p)
+    cluster_ip = spec.get("clusterIP")
+    return ServiceRecord(str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state,
+                         str(cluster_ip) if cluster_ip else None, ports)
 
 
 def _color_of_name(name: str) -> Color | None:

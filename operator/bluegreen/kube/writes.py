@@ -100,9 +100,12 @@ class KubeWrites(KubeReads):
             self.on_release(_json(response))
 
     def annotate_release(self, namespace: str, name: str, annotations: Mapping[str, str | None]) -> None:
-        self.custom.patch_namespaced_custom_object(
+        """Set (None: remove) annotations of a release; the release returned goes to ``on_release``."""
+        response = self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": dict(annotations)}},
-            _content_type=MERGE)
+            _content_type=MERGE, _preload_content=False)
+        if self.on_release is not None:
+            self.on_release(_json(response))
 
     def patch_release_spec(self, namespace: str, name: str, spec: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(

@@ -26,11 +26,22 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bluegreen.core.repourl import repository_key
-from bluegreen.core.spec import ANNOTATION_RECONCILE_AT, GitRef, ReleaseSpec, SpecError, parse_spec
+from bluegreen.core.spec import (
+    ANNOTATION_ABORT,
+    ANNOTATION_PROMOTE,
+    ANNOTATION_RECONCILE_AT,
+    ANNOTATION_RETRY,
+    GitRef,
+    ReleaseSpec,
+    SpecError,
+    parse_spec,
+)
 from bluegreen.kube.view import older
 from bluegreen.logs import get_logger
 
 Key = tuple[str, str]  # (namespace, name)
+REQUEST_ANNOTATIONS = (ANNOTATION_PROMOTE, ANNOTATION_ABORT, ANNOTATION_RETRY)
+"""A change of one of these (promote/abort/retry requests) queues the release, like a spec change."""
 ReconcileFn = Callable[[Mapping[str, Any], ReleaseSpec | SpecError], float | None]
 T = TypeVar("T")
 
@@ -127,7 +138,8 @@ class Controller:
 
     # ---- what the watches report ----------------------------------------------------------------
     def upsert(self, body: Mapping[str, Any]) -> None:
-        """A release was listed, added or changed; only spec/annotation changes (not our status) queue it.
+        """A release was listed, added or changed; only changes of its spec, its reconcile-at annotation or its
+        promote/abort/retry requests (not our status) queue it.
         A body older than the one kept (by resourceVersion) is ignored."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
@@ -139,8 +151,9 @@ class Controller:
         parsed = self._specs.get(key)
         if parsed is None or parsed.version != (meta.get("uid"), meta.get("generation")):
             self._reindex(key, parsed, ParsedSpec.of(body))
-        fingerprint = (meta.get("uid"), meta.get("generation"),
-                       (meta.get("annotations") or {}).get(ANNOTATION_RECONCILE_AT))
+        annotations = meta.get("annotations") or {}
+        fingerprint = (meta.get("uid"), meta.get("generation"), annotations.get(ANNOTATION_RECONCILE_AT),
+                       tuple(annotations.get(key) for key in REQUEST_ANNOTATIONS))
         previous = self._seen.get(key)
         if previous != fingerprint:
             self._seen[key] = fingerprint
@@ -148,7 +161,7 @@ class Controller:
             forced = previous is not None and token is not None and token != previous[2]
             if forced and self._request_check is not None:
                 self._request_check(key[0], key[1], time.monotonic())  # a new reconcile-at: check git at once
-                if previous is not None and previous[:2] == fingerprint[:2]:
+                if previous is not None and previous[:2] == fingerprint[:2] and previous[3:] == fingerprint[3:]:
                     return  # nothing else changed: the check queues the release when it is done
             self.enqueue(key)
 

@@ -29,11 +29,13 @@ from typing import Any
 
 import kopf
 
-from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION
+from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION, ReleaseRef
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
 from bluegreen.hooks.hook_jobs import HookJobs
+from bluegreen.hooks.http_checks import DEFAULT_DENY_NETWORKS, HttpCheckRunner, parse_networks
 from bluegreen.hooks.job_checks import JobCheckRunner
+from bluegreen.hooks.runner import CheckRunners
 from bluegreen.kube.client import RequestTimeouts, load_api_client
 from bluegreen.kube.cluster import ClusterView, KubeCluster
 from bluegreen.logs import get_logger
@@ -51,11 +53,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BLUEGREEN_CACHE_DIR") or DEFAULT_CACHE_DIR)
 
 
-def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None) -> None:
+def check_deny_networks(value: str | None = None) -> str:
+    """The networks HTTP checks may not call: ``value`` (``--check-deny-networks``), else the environment's
+    ``BLUEGREEN_CHECK_DENY_NETWORKS``, else link-local (``169.254.0.0/16,fe80::/10``)."""
+    if value is not None:
+        return value
+    return os.environ.get("BLUEGREEN_CHECK_DENY_NETWORKS", DEFAULT_DENY_NETWORKS)
+
+
+def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None,
+                 deny_networks: str | None = None) -> None:
     """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering.
-    With ``webhook``, the push-webhook receiver listens too."""
+    With ``webhook``, the push-webhook receiver listens too. ``deny_networks``: ``--check-deny-networks``
+    (None: ``check_deny_networks()``). Raises ValueError for a network that does not parse."""
+    networks = check_deny_networks(deny_networks)
+    parse_networks(networks)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
-             memo=kopf.Memo(webhook_config=webhook))
+             memo=kopf.Memo(webhook_config=webhook, deny_networks=networks))
 
 
 @kopf.on.startup()
@@ -85,20 +99,29 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
     verifier = CommitVerifier()
     fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")))
-    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher)
+    loop = asyncio.get_running_loop()
+
+    def wake(release: ReleaseRef) -> None:  # from a check thread: a check's verdict changed
+        loop.call_soon_threadsafe(controller.enqueue, (release.namespace, release.name))
+
+    networks = parse_networks(getattr(memo, "deny_networks", None) or check_deny_networks())
+    http_checks = memo.http_checks = HttpCheckRunner(
+        cluster.service_address, wake, deny_networks=networks,
+        workers=int(os.environ.get("BLUEGREEN_CHECK_WORKERS", "8")))
+    # The hook Jobs of releases (Job checks; migrations reuse memo.hook_jobs): a verdict change queues the release.
+    memo.hook_jobs = HookJobs(cluster, wake)
+    memo.job_checks = JobCheckRunner(memo.hook_jobs)
+    checks = CheckRunners(http=http_checks, job=memo.job_checks)
+    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
     cluster.on_release = controller.written_from_thread
     controller.start()
-    loop = asyncio.get_running_loop()
 
     def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
         loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
 
-    # The hook Jobs of releases (Job checks; migrations reuse memo.hook_jobs): a verdict change queues the release.
-    memo.hook_jobs = HookJobs(cluster, lambda release: queue(release.namespace, release.name))
-    memo.job_checks = JobCheckRunner(memo.hook_jobs)
 
     fetcher.start(queue)
     memo.controller = controller
@@ -116,7 +139,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         except OSError as exc:
             raise kopf.PermanentError(f"webhook receiver cannot listen on {config.host}:{config.port}: {exc}") from None
         memo.webhook = server
-    get_logger().info("operator started", cache_dir=str(cache_dir()))
+    get_logger().info("operator started", cache_dir=str(cache_dir()),
+                      check_deny_networks=",".join(str(n) for n in networks))
 
 
 def log_compaction(mirror: Path, outcome: CompactionResult | Exception) -> None:
@@ -142,6 +166,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = getattr(memo, "controller", None)
     if controller is not None:
         await controller.stop()
+    http_checks: HttpCheckRunner | None = getattr(memo, "http_checks", None)
+    if http_checks is not None:
+        http_checks.close()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

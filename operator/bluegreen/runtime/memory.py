@@ -33,4 +33,13 @@ class Memory:
     suspended: bool = False
     last_status: dict[str, Any] | None = None
     last_notice: tuple[str, str] | None = None
+    handled: dict[str, str] = field(default_factory=dict)
+    """promote/abort/retry annotations handled (annotation -> value), ignored until the release is seen without
+    them (the removal's watch event may arrive after the next pass began)."""
+    candidate: tuple[str, str] | None = None
+    """(commit, colour) whose checks matter now; another one cancels the runs of the one before."""
+    checks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """The candidate's latest check results as ``status.checks`` entries, by (hook, name)."""
+    awaiting: tuple[str, str] | None = None
+    """(commit, colour) last announced as waiting for a promote."""
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -3,7 +3,10 @@
 1. ``step_source``: adopt the latest result of the release's git check (``SourceStep``; git itself is read by
    the fetch scheduler, ``runtime.fetcher``, on its own threads: a pass never waits for git);
 2. ``step_release``: observe -> plan -> act, repeated while a step writes (at most ``MAX_STEPS_PER_PASS``),
-   each step announced (Event, log line, history) and summarized (``summarize_status``).
+   each step announced (Event, log line, history) and summarized (``summarize_status``). The release gates
+   (``runtime.gate_step``) add the candidate's check results to what is observed, start the checks a step
+   asks for (``RunChecks``: the runner works on its own threads and wakes the release on a verdict) and
+   answer the promote/abort/retry annotations.
 
 Written against the Protocols of ``bluegreen.core.protocols`` (the cluster, the git source, the signature
 verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking on the
@@ -17,19 +20,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bluegreen.core.checks import CheckRunner
 from bluegreen.core.conditions import build_conditions
 from bluegreen.core.desired import owner_reference, render_deployment
 from bluegreen.core.errors import ClusterError, Outcome
 from bluegreen.core.history import record
-from bluegreen.core.planner import Action, Desired, Observed, Phase, Plan, Settings, plan
+from bluegreen.core.planner import (
+    Action,
+    Desired,
+    MarkReason,
+    Observed,
+    Phase,
+    Plan,
+    Requests,
+    Settings,
+    plan,
+)
 from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
+    ANNOTATION_FAILED_COMMIT,
+    ANNOTATION_FAILED_MESSAGE,
+    ANNOTATION_FAILED_REASON,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     Color,
@@ -39,12 +56,17 @@ from bluegreen.core.spec import (
     parse_spec,
 )
 from bluegreen.core.timestamps import format_time, parse_time
+from bluegreen.hooks.http_checks import HttpCheckRunner
+from bluegreen.hooks.runner import CheckRunners
 from bluegreen.logs import get_logger
 from bluegreen.runtime.fetcher import FetchScheduler
+from bluegreen.runtime.gate_step import GateStep, awaiting_status, checks_status, requests_of
 from bluegreen.runtime.memory import Memory
 from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
+MARK_MESSAGE_LIMIT = 1000
+"""Characters of a failure message kept in the ``bluegreen.dev/failed-message`` annotation."""
 BLOCKED_RETRY_SECONDS = 30.0
 """A release blocked by the cluster (a foreign Deployment in the way) looks again this often: removing the
 obstacle need not produce an event the operator watches."""
@@ -64,6 +86,8 @@ class Pass:
     log: Any
     shown: Mapping[str, Any]
     """The release's status as the object handed to the pass shows it."""
+    requests: Requests = field(default_factory=Requests)
+    """The promote/abort/retry requests on the release not handled yet."""
     unpatched: dict[str, Any] | None = None
     """The status summary of the pass's latest step, not patched yet: one patch per pass (``flush_status``)."""
 
@@ -73,8 +97,10 @@ class Reconciler:
 
     def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 fetcher: FetchScheduler | None = None) -> None:
+                 fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None) -> None:
         self.cluster = cluster
+        self.gates = GateStep(cluster, checks if checks is not None else CheckRunners(
+            http=HttpCheckRunner(lambda namespace, name, port: cluster.service_address(namespace, name, port))))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
@@ -84,10 +110,11 @@ class Reconciler:
         self._guard = threading.Lock()
 
     def forget(self, namespace: str, name: str) -> None:
-        """The release is gone: drop its memory and its git subscription."""
+        """The release is gone: drop its memory, its git subscription and its checks."""
         with self._guard:
             self._memory.pop((namespace, name), None)
         self.fetcher.unsubscribe(namespace, name)
+        self.gates.checks.cancel(ReleaseRef(namespace, name))
 
     def memory(self, namespace: str, name: str) -> Memory:
         with self._guard:
@@ -123,7 +150,8 @@ class Reconciler:
         if waiting is not None:
             return waiting
         log = log.bind(commit=memory.commit.sha[:12] if memory.commit else None)
-        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log, status)
+        run = Pass(release, spec, memory, generation, status, list(status.get("history") or []), log, status,
+                   requests_of(meta.get("annotations") or {}, memory))
         return self.step_release(run)
 
     def step_source(self, release: ReleaseRef, spec: ReleaseSpec, memory: Memory, token: str | None) -> float | None:
@@ -134,15 +162,22 @@ class Reconciler:
     def step_release(self, run: Pass) -> float | None:
         """Step 2: observe -> plan -> act until a step writes nothing; return when the next pass is due."""
         spec = run.spec
-        settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend)
+        settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend,
+                            manual=spec.promotion_mode == "Manual",
+                            pre_checks=tuple(c.name for c in spec.pre_promotion),
+                            post_checks=tuple(c.name for c in spec.post_promotion))
         step: Plan | None = None
         for _ in range(MAX_STEPS_PER_PASS):
             now = self.clock()
+            moved = False
             try:
                 observed = self._observe(run)
                 step = plan(_desired(run.memory), observed, settings, now)
                 if step.writes:
                     self._act(run, step, observed, now)
+                run.requests = self.gates.answer(run.release, run.memory, run.requests, step, run.log)
+                if step.action is Action.RUN_CHECKS:
+                    moved = self.gates.run_checks(run.release, run.spec, run.memory, step, observed)
             except ClusterError as exc:
                 self.flush_status(run)  # what the steps before it did (their history entries) is kept
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
@@ -150,7 +185,7 @@ class Reconciler:
                 return BLOCKED_RETRY_SECONDS
             self._announce(run, step, now)
             self.summarize_status(run, step, observed, now)
-            if not step.writes:
+            if not step.writes and not moved:
                 break
         assert step is not None
         self.flush_status(run)
@@ -163,14 +198,16 @@ class Reconciler:
         preview = self.cluster.service_state(release.namespace, spec.preview_service) \
             if spec.preview_service else None
         recorded = run.status.get("activeColor")
-        return Observed(
+        observed = Observed(
             blue=self.cluster.color_state(release, Color.BLUE),
             green=self.cluster.color_state(release, Color.GREEN),
             service=self.cluster.service_state(release.namespace, spec.service),
             preview=preview,
             recorded_active=Color(recorded) if recorded in ("blue", "green") else None,
             scale_down_at=parse_time(run.status.get("idleScaleDownAt")),
+            requests=run.requests,
         )
+        return self.gates.observe(run.release, run.spec, run.memory, run.status, observed, _desired(run.memory))
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
         """Perform the one write ``step`` names."""
@@ -184,21 +221,32 @@ class Reconciler:
                                      color=step.color, commit=memory.commit.sha, replicas=step.replicas, owner=owner)
             body["metadata"]["annotations"][ANNOTATION_ROLLOUT_STARTED_AT] = stamp
             self.cluster.apply_deployment(body)
-            if observed.color(step.color).abandoned_commit:
-                self.cluster.scale(release, step.color, step.replicas, {ANNOTATION_ABANDONED_COMMIT: None})
-        elif step.action is Action.SCALE:
+            if observed.color(step.color).failed_commit:
+                self.cluster.scale(release, step.color, step.replicas, UNMARK)
+        elif step.action in (Action.SCALE, Action.RETRY):
             assert step.replicas is not None
             starting = step.color != observed.service.color
             annotations: dict[str, str | None] = \
-                {ANNOTATION_ROLLOUT_STARTED_AT: stamp, ANNOTATION_ABANDONED_COMMIT: None} if starting else {}
-            if step.reason == "Retry" and memory.commit is not None:  # the new commit tries the same template again
-                annotations[ANNOTATION_COMMIT] = memory.commit.sha
+                {ANNOTATION_ROLLOUT_STARTED_AT: stamp, **UNMARK} if starting else {}
+            if step.reason in ("Retry", "ColdRollback") and memory.commit is not None:
+                annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
             self.cluster.scale(release, step.color, step.replicas, annotations)
+            if step.action is Action.RETRY and memory.commit is not None:
+                self.gates.rerun(release, spec, memory.commit.sha, step.color)  # its checks run again from the start
+                memory.checks = {}
         elif step.action is Action.SCALE_DOWN:
             self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None})
-        elif step.action is Action.ABANDON:
+        elif step.action in (Action.ABANDON, Action.FAIL):
             assert memory.commit is not None
-            self.cluster.scale(release, step.color, 0, {ANNOTATION_ABANDONED_COMMIT: memory.commit.sha})
+            self.cluster.scale(release, step.color, 0, _mark(memory.commit.sha, step))
+            self.gates.checks.cancel(release)
+        elif step.action is Action.ROLLBACK:
+            assert memory.commit is not None
+            failed = step.color.other
+            # The mark first: should the switch not follow (a crash), the next pass switches back again.
+            self.cluster.scale(release, failed, observed.color(failed).replicas, _mark(memory.commit.sha, step))
+            self.cluster.switch_selector(release.namespace, spec.service, step.color)
+            self.gates.checks.cancel(release)
         elif step.action is Action.SWITCH:
             self.cluster.switch_selector(release.namespace, spec.service, step.color)
         elif step.action is Action.SWITCH_PREVIEW:
@@ -207,9 +255,15 @@ class Reconciler:
 
     # ---- status, events, timing -----------------------------------------------------------------
     def _announce(self, run: Pass, step: Plan, now: datetime) -> None:
-        """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared."""
+        """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared, or
+        once when a commit begins to wait for a promote."""
         if not step.writes:
             self._notice(run, step)
+            waiting = (run.memory.commit.sha, str(step.color)) if step.awaiting and run.memory.commit else None
+            if waiting is not None and waiting != run.memory.awaiting:
+                run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
+                self.cluster.post_event(run.release, "Normal", step.reason, step.message)
+            run.memory.awaiting = waiting
             return
         run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
         self.cluster.post_event(run.release, "Warning" if step.stalled else "Normal", step.reason, step.message)
@@ -262,6 +316,8 @@ class Reconciler:
             "conditions": build_conditions(step, memory.source, run.generation, previous.get("conditions") or [],
                                            now, verified=memory.verified),
             "history": run.history,
+            "checks": checks_status(memory, step),
+            "awaitingPromotion": awaiting_status(step, memory, previous, now),
             **_handled(memory),
         }
 
@@ -317,6 +373,18 @@ def _shown(status: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     """Does the release's status ``current`` already say all of ``status``? (A None value is an absent field: a
     merge patch removes it.)"""
     return all(current.get(key) == value for key, value in status.items())
+
+
+UNMARK: dict[str, str | None] = {ANNOTATION_FAILED_COMMIT: None, ANNOTATION_FAILED_REASON: None,
+                                 ANNOTATION_FAILED_MESSAGE: None, ANNOTATION_ABANDONED_COMMIT: None}
+"""Annotations that clear a colour's failure mark (the older abandoned-commit one included)."""
+
+
+def _mark(commit: str, step: Plan) -> dict[str, str | None]:
+    """The failure mark of ``commit`` for ``step`` (ABANDON, FAIL, ROLLBACK)."""
+    return {**UNMARK, ANNOTATION_FAILED_COMMIT: commit,
+            ANNOTATION_FAILED_REASON: str(step.mark or MarkReason.PROGRESS_DEADLINE_EXCEEDED),
+            ANNOTATION_FAILED_MESSAGE: step.message[:MARK_MESSAGE_LIMIT]}
 
 
 def _handled(memory: Memory) -> dict[str, str]:

@@ -50,7 +50,7 @@ class SourceStep:
         memory.suspended = False
         memory.reconcile_token = token
         now = self.monotonic()
-        self.fetcher.subscribe(Subscription.of(release, spec))
+        self.fetcher.subscribe(Subscription.of(release, spec, spec.job_paths))
         asked = self.fetcher.requested_at(release.namespace, release.name, served=True)
         passed_at, memory.passed_at = memory.passed_at, now
         if forced and (asked is None or passed_at is None or asked < passed_at):  # else the controller asked
