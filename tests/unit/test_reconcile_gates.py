@@ -108,6 +108,8 @@ def test_a_failing_pre_check_scales_the_idle_colour_down_and_marks_the_commit() 
     settle(h, 3)
     assert h.writes_since(mark) == [], "a failed commit is not tried again"
     assert stalled(h)["reason"] == "PrePromotionCheckFailed" and "HTTP 500" in stalled(h)["message"]
+    assert [e[:2] for e in h.cluster.events].count(("Warning", "PrePromotionCheckFailed")) == 1, \
+        "one Warning Event for the failure, not one more for the wait after it"
 
 
 def test_retry_clears_the_mark_and_runs_the_checks_again() -> None:

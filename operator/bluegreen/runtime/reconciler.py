@@ -265,8 +265,11 @@ class Reconciler:
                 self.cluster.post_event(run.release, "Normal", step.reason, step.message)
             run.memory.awaiting = waiting
             return
-        run.log.info(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
+        say = run.log.warning if step.stalled else run.log.info
+        say(step.message, action=str(step.action), reason=step.reason, color=str(step.color))
         self.cluster.post_event(run.release, "Warning" if step.stalled else "Normal", step.reason, step.message)
+        if step.stalled:  # this Warning is the notice: the wait that follows does not repeat it
+            run.memory.last_notice = (step.reason, step.message)
         commit = run.memory.commit
         if commit is not None:
             run.history = record(run.history, step, commit=commit.sha, summary=commit.summary, author=commit.author,
