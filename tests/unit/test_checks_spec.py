@@ -118,6 +118,45 @@ REFUSED = [
                  "spec.checks.postPromotion[0].durationSeconds", "-1 must be at least 0", True, id="duration-negative"),
     pytest.param(spec_with(checks={"prePromotion": {"name": "x"}}), "spec.checks.prePromotion", "must be a list",
                  True, id="hook-not-a-list"),
+    pytest.param(spec_with(promotion="Manual"), "spec.promotion", "must be an object", True, id="promotion-string"),
+    pytest.param(checks({"name": "x", "http": "http://h/"}), "spec.checks.prePromotion[0].http", "must be an object",
+                 True, id="http-string"),
+    pytest.param(checks({"name": "x", "job": {}}), "spec.checks.prePromotion[0].job.path",
+                 "is required and must be a non-empty string", True, id="job-path-missing"),
+    pytest.param(checks({"name": "x", "job": {"path": 5}}), "spec.checks.prePromotion[0].job.path",
+                 "is required and must be a non-empty string", True, id="job-path-number"),
+    pytest.param(checks({"name": "x", "job": "j.yaml"}), "spec.checks.prePromotion[0].job", "must be an object", True,
+                 id="job-string"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "bodyContains": 5}}),
+                 "spec.checks.prePromotion[0].http.bodyContains", "must be a non-empty string", True,
+                 id="body-number"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "bodyContains": ""}}),
+                 "spec.checks.prePromotion[0].http.bodyContains", "must be a non-empty string", True, id="body-empty"),
+    pytest.param(checks({"name": "x", "http": {"service": "s" * 64}}), "spec.checks.prePromotion[0].http.service",
+                 f"{'s' * 64!r} must be the name of a Service (DNS-1035 label)", True, id="service-too-long"),
+    pytest.param(checks({"name": "x", "http": {"service": 5}}), "spec.checks.prePromotion[0].http.service",
+                 "5 must be the name of a Service (DNS-1035 label)", True, id="service-number"),
+    pytest.param(checks({"name": "x", "http": {"service": "Shop"}}), "spec.checks.prePromotion[0].http.service",
+                 "'Shop' must be the name of a Service (DNS-1035 label)", True, id="service-not-dns"),
+    pytest.param(checks({"name": "a" * 64, "http": {"service": "s"}}), "spec.checks.prePromotion[0].name",
+                 f"{'a' * 64!r} must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and "
+                 "ending with a letter or digit", True, id="name-too-long"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "port": 65536}}),
+                 "spec.checks.prePromotion[0].http.port", "65536 must be at most 65535", False, id="port-65536"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "port": 0}}),
+                 "spec.checks.prePromotion[0].http.port", "0 must be at least 1", True, id="port-zero"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "port": "80"}}),
+                 "spec.checks.prePromotion[0].http.port", "'80' must be an integer", True, id="port-string"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "port": True}}),
+                 "spec.checks.prePromotion[0].http.port", "True must be an integer", True, id="port-bool"),
+    pytest.param(checks({"name": "x", "http": {"service": "s", "expectStatus": "200"}}),
+                 "spec.checks.prePromotion[0].http.expectStatus", "'200' must be an integer", True,
+                 id="status-string"),
+    pytest.param(checks({"name": "x", "http": {"service": "s"}, "attempts": "3"}),
+                 "spec.checks.prePromotion[0].attempts", "'3' must be an integer", True, id="attempts-string"),
+    pytest.param(checks({"name": "x", "http": {"url": "http://h/", "path": "/x"}}),
+                 "spec.checks.prePromotion[0].http.path", "goes with service only (put it in the url)", False,
+                 id="path-with-url"),
 ]
 
 
@@ -136,6 +175,16 @@ def test_each_refusal_says_what_to_fix_and_the_schema_agrees(spec: dict[str, Any
             admit(spec)
     else:  # what a schema cannot say: the operator reports it as InvalidSpec
         assert isinstance(parse_spec(admit(spec)), SpecError)
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    spec = ReleaseSpec.from_dict(spec_with(promotion={}, checks={"prePromotion": [
+        {"name": "a" * 63, "http": {"service": "s" * 63, "port": 65535, "expectStatus": 599}},
+        {"name": "b", "http": {"service": "s", "port": 1, "expectStatus": 100}}]}))
+    assert spec.promotion_mode == "Auto"
+    first, second = spec.pre_promotion
+    assert first.name == "a" * 63 and first.http == HttpProbe(service="s" * 63, port=65535, expect_status=599)
+    assert second.http == HttpProbe(service="s", port=1, expect_status=100)
 
 
 def test_the_schema_defaults_equal_the_parser_s() -> None:
