@@ -200,3 +200,22 @@ def test_a_reconcile_is_handled_once_its_stamp_or_a_newer_request_was() -> None:
     assert reconcile_handled(release("s2", "s2"), "s1"), "a newer request replaced ours and was handled"
     assert not reconcile_handled(release("s2", "s1-old"), "s1")
     assert not reconcile_handled(release("s2", "s0"), "s1")
+
+
+def test_run_hands_check_deny_networks_to_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bluegreen.runtime.handlers as handlers
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("bluegreen.logs.configure", lambda **_: None)  # leave the test process's logging alone
+    monkeypatch.setattr(handlers.kopf, "run", lambda **kwargs: seen.update(kwargs))
+    assert main(["run", "-n", "shop", "--log-format", "json", "--check-deny-networks", "10.0.0.0/8, fd00::/8"]) == 0
+    assert seen["memo"].deny_networks == "10.0.0.0/8, fd00::/8"
+    assert seen["namespaces"] == ["shop"]
+
+
+def test_run_refuses_a_deny_network_that_does_not_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bluegreen.runtime.handlers as handlers
+
+    monkeypatch.setattr("bluegreen.logs.configure", lambda **_: None)
+    monkeypatch.setattr(handlers.kopf, "run", lambda **kwargs: pytest.fail("the operator must not start"))
+    assert main(["run", "--log-format", "json", "--check-deny-networks", "10.0.0.0/8,not-a-network"]) == 2

@@ -1,7 +1,7 @@
 """``bluegreen`` and ``kubectl bluegreen``: run the operator, and inspect or steer releases from a terminal.
 
     bluegreen run [-n NS ...| -A] [-v] [--log-format auto|json|console] [--liveness URL]
-                  [--webhook-listen HOST:PORT --webhook-secret-file PATH]
+                  [--webhook-listen HOST:PORT --webhook-secret-file PATH] [--check-deny-networks CIDRS]
     bluegreen status [NAME] [-n NS | -A] [-o json|yaml]   releases, colours, revisions and conditions
     bluegreen history NAME [-o json|yaml]                 the release history of one release
     bluegreen promote|abort|retry NAME [--commit SHA] [--wait[=TIMEOUT]]

@@ -31,6 +31,9 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="receive git push webhooks on this address (plain HTTP), e.g. 0.0.0.0:9443; off by default")
     run.add_argument("--webhook-secret-file", metavar="PATH", default=None,
                      help="file holding the webhooks' shared secret (a mounted Secret; re-read when it changes)")
+    run.add_argument("--check-deny-networks", metavar="CIDRS", default=None,
+                     help="comma-separated networks HTTP checks may not call (default: $BLUEGREEN_CHECK_DENY_NETWORKS, "
+                          "else 169.254.0.0/16,fe80::/10, link-local cloud metadata); \"\" allows every address")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,5 +63,12 @@ def run(args: argparse.Namespace) -> int:
         webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
     from bluegreen.runtime.handlers import run_operator
 
-    run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook)
+    try:
+        run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook,
+                     deny_networks=args.check_deny_networks)
+    except ValueError as exc:  # a network of --check-deny-networks / BLUEGREEN_CHECK_DENY_NETWORKS that does not parse
+        from bluegreen.logs import get_logger
+
+        get_logger().error(f"cannot start: {exc}", hint="--check-deny-networks takes comma-separated CIDRs")
+        return 2
     return 0
