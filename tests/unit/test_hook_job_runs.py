@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from bluegreen.core.errors import ClusterError
 from bluegreen.core.hook_jobs import HookJobRun
 from bluegreen.core.job_status import JobRecord
 from bluegreen.core.spec import Color, ReleaseRef
-from bluegreen.hooks.hook_jobs import HookJobs
+from bluegreen.hooks.hook_jobs import DEADLINE_GRACE, HookJobs
 from bluegreen.hooks.job_checks import JobCheckRunner
 from bluegreen.kube.view import ClusterView
 
@@ -39,6 +41,8 @@ class Jobs:
         self.log_error: Exception | None = None
         self._versions = itertools.count(1)
         self._seconds = itertools.count(0)
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        """Jobs are created from this moment on, one second apart (a runner's clock may run from it)."""
 
     # the Protocol
     def job(self, namespace: str, name: str) -> JobRecord | None:
@@ -54,8 +58,9 @@ class Jobs:
         if name not in self.bodies:  # else: AlreadyExists, the same run
             self.created.append(name)
             stored = copy.deepcopy(dict(body))
+            created = self.now + timedelta(seconds=next(self._seconds))
             stored["metadata"].update(uid=f"uid-{name}-{len(self.created)}",
-                                      creationTimestamp=f"2026-12-01T10:00:{next(self._seconds):02d}Z")
+                                      creationTimestamp=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
             self.bodies[name] = stored
             self._store(name)
         record = self.view.job(body["metadata"]["namespace"], name)
@@ -388,3 +393,33 @@ def test_the_view_indexes_jobs_by_release_oldest_first() -> None:
     assert view.job_gone(job_body("c", "shop", 9)) is None, "gone already"
     assert not view.observe_job(job_body("c", "shop", 8)), "a stale body does not bring it back"
     assert view.release_jobs("other", "cart") == []
+
+
+def test_a_job_still_running_past_its_timeout_and_the_grace_fails_and_wakes_its_release(jobs: Jobs) -> None:
+    """The backstop for a Job controller that misses activeDeadlineSeconds (kube-controller-manager 1.20)."""
+    clock = [jobs.now]
+    wakes = Wakes()
+    hook_jobs = HookJobs(jobs, wakes, clock=lambda: clock[0])
+    first = hook_jobs.ensure(run(), MANIFEST, timeout_seconds=1.5)
+    assert first.verdict is Verdict.RUNNING
+    assert hook_jobs._timers == {("ns", first.job)}, "a timer wakes the release when the time is up"
+    clock[0] = jobs.now + timedelta(seconds=2 + DEADLINE_GRACE - 0.1)  # the timeout rounds up, as the Job's does
+    assert hook_jobs.outcome(run(), timeout_seconds=1.5).verdict is Verdict.RUNNING  # type: ignore[union-attr]
+    assert hook_jobs.outcome(run()).verdict is Verdict.RUNNING, "no timeout given: the Job's own word"  # type: ignore[union-attr]
+    clock[0] = jobs.now + timedelta(seconds=2 + DEADLINE_GRACE)
+    late = hook_jobs.outcome(run(), timeout_seconds=1.5)
+    assert late is not None and (late.verdict, late.reason) == (Verdict.FAILED, "JobDeadlineExceeded")
+    assert "DeadlineExceeded" in late.message and "timeoutSeconds of 1.5 s" in late.message and late.job in late.message
+    assert hook_jobs.ensure(run(), MANIFEST, timeout_seconds=1.5) == late, "ensure says the same, creates nothing"
+    assert jobs.created == [first.job]
+
+
+def test_the_deadline_timer_wakes_the_release(jobs: Jobs) -> None:
+    wakes = Wakes()
+    clock = [jobs.now + timedelta(seconds=1 + DEADLINE_GRACE - 0.2)]  # 0.2 s before the time is up
+    hook_jobs = HookJobs(jobs, wakes, clock=lambda: clock[0])
+    hook_jobs.ensure(run(), MANIFEST, timeout_seconds=1)
+    deadline = time.monotonic() + 5
+    while not wakes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(w.namespace, w.name) for w in wakes] == [("ns", "shop")] and hook_jobs._timers == set()

@@ -10,11 +10,12 @@ the runs the API server refused.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bluegreen.core.checks import Verdict
@@ -29,6 +30,9 @@ KEEP_RUNS: Final = 3
 LOG_LINES: Final = 20
 MAX_LOG_CHARS: Final = 2000
 CACHE_SIZE: Final = 1024
+DEADLINE_GRACE: Final = 10.0
+"""A run still going this long after its timeout fails, whatever the Job controller does (kube-controller-manager
+1.20 can miss a Job's activeDeadlineSeconds when the deadline's resync comes before it has seen the Job's pod)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class HookJobs:
     the release deletes its Jobs."""
 
     def __init__(self, cluster: JobCluster, wake: Callable[[ReleaseRef], None], *, keep_runs: int = KEEP_RUNS,
-                 log_lines: int = LOG_LINES, owners: bool = True) -> None:
+                 log_lines: int = LOG_LINES, owners: bool = True,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if keep_runs < 1:
             raise ValueError(f"keep_runs must be at least 1, not {keep_runs}")
         self.cluster = cluster
@@ -71,12 +76,14 @@ class HookJobs:
         self._refused = _Lru()  # (namespace, Job name) -> JobOutcome: the API server refused the Job
         self._deleted = _Lru()  # Job uid -> True: deleted by this process, not a run's Job any more
         self._seen: dict[tuple[str, str], tuple[Verdict, str] | None] = {}
+        self.clock = clock
+        self._timers: set[tuple[str, str]] = set()  # Jobs whose deadline will wake their release
 
     # ---- the runs ---------------------------------------------------------------------------------
     def ensure(self, run: HookJobRun, manifest: JobManifest, *, timeout_seconds: float | None = None) -> JobOutcome:
         """Create the Job of ``run`` unless it exists (idempotent), and return its outcome."""
         namespace, name = run.release.namespace, run.job_name
-        known = self.outcome(run)
+        known = self.outcome(run, timeout_seconds=timeout_seconds)
         if known is not None:
             return known
         owner = owner_reference(run.release.name, run.release.uid) if self.owners and run.release.uid else None
@@ -92,11 +99,13 @@ class HookJobs:
         if self._is_deleted(record):  # the Job this process cancelled is not gone yet: created once it is
             return JobOutcome(name, Verdict.RUNNING, "Waiting", f"Job {name} waits for its previous run, "
                                                                 "cancelled, to be deleted")
-        return self._outcome_of(record)
+        return self._outcome_of(record, timeout_seconds)
 
-    def outcome(self, run: HookJobRun) -> JobOutcome | None:
+    def outcome(self, run: HookJobRun, *, timeout_seconds: float | None = None) -> JobOutcome | None:
         """The outcome of ``run`` from the view; None when its Job was not created (or this process deleted
-        it). A failure's message names the Job, how it failed and the last lines of its pod's log."""
+        it). A failure's message names the Job, how it failed and the last lines of its pod's log. With
+        ``timeout_seconds``, a Job still running ``DEADLINE_GRACE`` after it is a failure
+        (``JobDeadlineExceeded``), and its release is woken then."""
         namespace, name = run.release.namespace, run.job_name
         with self._lock:
             refused = self._refused.get((namespace, name))
@@ -105,10 +114,14 @@ class HookJobs:
         record = self.cluster.job(namespace, name)
         if record is None or record.commit != run.commit or self._is_deleted(record):
             return None
-        return self._outcome_of(record)
+        return self._outcome_of(record, timeout_seconds)
 
-    def _outcome_of(self, record: JobRecord) -> JobOutcome:
+    def _outcome_of(self, record: JobRecord, timeout_seconds: float | None = None) -> JobOutcome:
         state = record.state
+        if state.verdict is Verdict.RUNNING and timeout_seconds is not None and record.created_at is not None:
+            overdue = self._overdue(record, timeout_seconds)
+            if overdue is not None:
+                return overdue
         message = f"Job {record.name}: {state.message}"
         if state.verdict is Verdict.PASSED:
             message = f"Job {record.name} completed"
@@ -118,6 +131,35 @@ class HookJobs:
             if tail:
                 message += f"; the last lines of its pod's log:\n{tail}"
         return JobOutcome(record.name, state.verdict, state.reason, message, state.started_at, state.finished_at)
+
+    def _overdue(self, record: JobRecord, timeout_seconds: float) -> JobOutcome | None:
+        """The failure of a Job running past its timeout and ``DEADLINE_GRACE``; None while it has time left
+        (a timer then wakes its release when that time is up)."""
+        assert record.created_at is not None
+        limit = record.created_at + timedelta(seconds=math.ceil(timeout_seconds) + DEADLINE_GRACE)
+        now = self.clock()
+        if now < limit:
+            self._wake_at(record, (limit - now).total_seconds())
+            return None
+        message = (f"Job {record.name} failed (DeadlineExceeded: still running {DEADLINE_GRACE:g} s after its "
+                   f"timeoutSeconds of {timeout_seconds:g} s: {record.state.message})")
+        return JobOutcome(record.name, Verdict.FAILED, "JobDeadlineExceeded", message, record.state.started_at, now)
+
+    def _wake_at(self, record: JobRecord, seconds: float) -> None:
+        key = (record.namespace, record.name)
+        with self._lock:
+            if key in self._timers:
+                return
+            self._timers.add(key)
+
+        def due() -> None:
+            with self._lock:
+                self._timers.discard(key)
+            self.wake(ReleaseRef(record.namespace, record.release))
+
+        timer = threading.Timer(seconds + 0.5, due)
+        timer.daemon = True
+        timer.start()
 
     def _log_tail(self, record: JobRecord) -> str | None:
         """Read once per failed Job (a failed read is tried again on the next pass)."""

@@ -50,7 +50,8 @@ class JobCheckRunner:
     def results(self, run: CheckRun, checks: Sequence[CheckSpec]) -> Mapping[str, CheckResult]:
         results = {}
         for check in checks:
-            if check.job is not None and (outcome := self.jobs.outcome(hook_job_run(run, check))) is not None:
+            if check.job is not None and (outcome := self.jobs.outcome(
+                    hook_job_run(run, check), timeout_seconds=check.timeout_seconds)) is not None:
                 results[check.name] = _result(check, outcome)
         return results
 
