@@ -7,11 +7,9 @@ Called by ``ReleaseSpec.from_dict``; raises ``SpecError`` naming the first offen
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, cast
 
 from bluegreen.core.checks import CheckSpec, Hook, HttpProbe, JobProbe
-from bluegreen.core.spec import SpecError
+from bluegreen.core.spec_fields import SpecError, int_field, known_mapping
 
 PROMOTION_MODES = ("Auto", "Manual")
 DEFAULT_HTTP_TIMEOUT_SECONDS = 10
@@ -26,7 +24,7 @@ def parse_promotion_mode(value: object) -> str:
     """``spec.promotion``: ``{mode: Auto|Manual}`` (default Auto)."""
     if value is None:
         return "Auto"
-    promotion = _mapping(value, "spec.promotion", {"mode"})
+    promotion = known_mapping(value, "spec.promotion", {"mode"})
     mode = promotion.get("mode", "Auto")
     if mode not in PROMOTION_MODES:
         raise SpecError("spec.promotion.mode", f"must be one of {', '.join(PROMOTION_MODES)}, not {mode!r}")
@@ -37,7 +35,7 @@ def parse_checks(value: object) -> tuple[tuple[CheckSpec, ...], tuple[CheckSpec,
     """``spec.checks``: (prePromotion, postPromotion) checks in spec order."""
     if value is None:
         return (), ()
-    checks = _mapping(value, "spec.checks", {str(Hook.PRE_PROMOTION), str(Hook.POST_PROMOTION)})
+    checks = known_mapping(value, "spec.checks", {str(Hook.PRE_PROMOTION), str(Hook.POST_PROMOTION)})
     return (_parse_hook(checks.get(str(Hook.PRE_PROMOTION)), Hook.PRE_PROMOTION),
             _parse_hook(checks.get(str(Hook.POST_PROMOTION)), Hook.POST_PROMOTION))
 
@@ -59,7 +57,7 @@ def _parse_hook(value: object, hook: Hook) -> tuple[CheckSpec, ...]:
 
 def _parse_check(value: object, hook: Hook, field: str) -> CheckSpec:
     known = _CHECK_FIELDS | ({"durationSeconds"} if hook is Hook.POST_PROMOTION else set())
-    item = _mapping(value, field, known)
+    item = known_mapping(value, field, known)
     name = item.get("name")
     if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL_RE.fullmatch(name):
         raise SpecError(f"{field}.name", f"{name!r} must be a DNS-1123 label: at most 63 lowercase letters, digits "
@@ -74,16 +72,18 @@ def _parse_check(value: object, hook: Hook, field: str) -> CheckSpec:
     default_timeout = DEFAULT_HTTP_TIMEOUT_SECONDS if http is not None else DEFAULT_JOB_TIMEOUT_SECONDS
     return CheckSpec(
         name=name, hook=hook, http=http, job=job,
-        timeout_seconds=float(_int(item.get("timeoutSeconds"), f"{field}.timeoutSeconds", default_timeout, 1)),
-        attempts=_int(item.get("attempts"), f"{field}.attempts", 1, 1),
-        interval_seconds=float(_int(item.get("intervalSeconds"), f"{field}.intervalSeconds",
-                                    DEFAULT_INTERVAL_SECONDS[hook], 1)),
-        duration_seconds=float(_int(item.get("durationSeconds"), f"{field}.durationSeconds", 0, 0)),
+        timeout_seconds=float(int_field(item.get("timeoutSeconds"), f"{field}.timeoutSeconds",
+                                        default=default_timeout, minimum=1)),
+        attempts=int_field(item.get("attempts"), f"{field}.attempts", default=1, minimum=1),
+        interval_seconds=float(int_field(item.get("intervalSeconds"), f"{field}.intervalSeconds",
+                                         default=DEFAULT_INTERVAL_SECONDS[hook], minimum=1)),
+        duration_seconds=float(int_field(item.get("durationSeconds"), f"{field}.durationSeconds",
+                                         default=0, minimum=0)),
     )
 
 
 def _parse_http(value: object, field: str) -> HttpProbe:
-    http = _mapping(value, field, {"url", "service", "port", "path", "expectStatus", "bodyContains"})
+    http = known_mapping(value, field, {"url", "service", "port", "path", "expectStatus", "bodyContains"})
     url, service = http.get("url"), http.get("service")
     if (url is None) == (service is None):
         raise SpecError(field, "set exactly one of url or service")
@@ -98,7 +98,7 @@ def _parse_http(value: object, field: str) -> HttpProbe:
         raise SpecError(f"{field}.service", f"{service!r} must be the name of a Service (DNS-1035 label)")
     port = http.get("port")
     if port is not None:
-        port = _int(port, f"{field}.port", 0, 1)
+        port = int_field(port, f"{field}.port", default=0, minimum=1)
         if port > 65535:
             raise SpecError(f"{field}.port", f"{port} must be at most 65535")
     path = http.get("path", "/")
@@ -106,7 +106,7 @@ def _parse_http(value: object, field: str) -> HttpProbe:
         raise SpecError(f"{field}.path", f"{path!r} must start with /")
     status = http.get("expectStatus")
     if status is not None:
-        status = _int(status, f"{field}.expectStatus", 0, 100)
+        status = int_field(status, f"{field}.expectStatus", default=0, minimum=100)
         if status > 599:
             raise SpecError(f"{field}.expectStatus", f"{status} must be an HTTP status (100 to 599)")
     body = http.get("bodyContains")
@@ -116,30 +116,10 @@ def _parse_http(value: object, field: str) -> HttpProbe:
 
 
 def _parse_job(value: object, field: str) -> JobProbe:
-    job = _mapping(value, field, {"path"})
+    job = known_mapping(value, field, {"path"})
     path = job.get("path")
     if not isinstance(path, str) or not path:
         raise SpecError(f"{field}.path", "is required and must be a non-empty string")
     if path.startswith("/") or ".." in path.split("/"):
         raise SpecError(f"{field}.path", f"{path!r} must be relative to the repository root, without '..'")
     return JobProbe(path=path)
-
-
-def _mapping(value: object, field: str, known: set[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(field, "must be an object")
-    mapping = cast(Mapping[str, Any], value)
-    unknown = sorted(str(key) for key in mapping if key not in known)
-    if unknown:
-        raise SpecError(f"{field}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
-    return mapping
-
-
-def _int(value: object, field: str, default: int, minimum: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(field, f"{value!r} must be an integer")
-    if value < minimum:
-        raise SpecError(field, f"{value} must be at least {minimum}")
-    return value

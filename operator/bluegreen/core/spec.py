@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from bluegreen.core.errors import ReasonedError
 from bluegreen.core.gitref import is_commit_id, ref_name_problem, semver_problem
 from bluegreen.core.repourl import URL_PREFIXES
+from bluegreen.core.spec_fields import SpecError as SpecError  # re-exported: the spec's error
+from bluegreen.core.spec_fields import int_field, refuse_unknown, require_mapping
 
 if TYPE_CHECKING:
     from bluegreen.core.checks import CheckSpec
@@ -87,16 +88,6 @@ class Color(StrEnum):
     def other(self) -> Color:
         """The opposite colour."""
         return Color.GREEN if self is Color.BLUE else Color.BLUE
-
-
-class SpecError(ReasonedError, ValueError):
-    """An invalid BlueGreenRelease spec (reason ``InvalidSpec``); ``field`` is the dotted path of the offending
-    field, the message ``<field>: <problem>``."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__("InvalidSpec", f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -177,8 +168,8 @@ class ReleaseSpec:
 
         Raises ``SpecError`` naming the first offending field.
         """
-        _require_mapping(spec, "spec")
-        _refuse_unknown(
+        require_mapping(spec, "spec")
+        refuse_unknown(
             spec,
             "spec",
             {
@@ -208,13 +199,13 @@ class ReleaseSpec:
             source=source,
             service=service,
             preview_service=preview,
-            scale_down_delay_seconds=_int(
+            scale_down_delay_seconds=int_field(
                 spec.get("scaleDownDelaySeconds"),
                 "spec.scaleDownDelaySeconds",
                 default=DEFAULT_SCALE_DOWN_DELAY_SECONDS,
                 minimum=0,
             ),
-            progress_deadline_seconds=_int(
+            progress_deadline_seconds=int_field(
                 spec.get("progressDeadlineSeconds"),
                 "spec.progressDeadlineSeconds",
                 default=DEFAULT_PROGRESS_DEADLINE_SECONDS,
@@ -274,9 +265,9 @@ def parse_duration(text: str) -> float:
 
 def _parse_source(source: object) -> SourceSpec:
     """Validate ``spec.source``."""
-    _require_mapping(source, "spec.source")
+    require_mapping(source, "spec.source")
     src = cast(Mapping[str, Any], source)
-    _refuse_unknown(src, "spec.source", {"url", "ref", "path", "interval", "secretRef", "verify"})
+    refuse_unknown(src, "spec.source", {"url", "ref", "path", "interval", "secretRef", "verify"})
 
     url = src.get("url")
     if not isinstance(url, str) or not url:
@@ -310,9 +301,9 @@ def _secret_ref(value: object, field: str) -> str | None:
     """``{name: <secret>}`` (a Secret in the release's namespace) or absent."""
     if value is None:
         return None
-    _require_mapping(value, field)
+    require_mapping(value, field)
     ref = cast(Mapping[str, Any], value)
-    _refuse_unknown(ref, field, {"name"})
+    refuse_unknown(ref, field, {"name"})
     name = ref.get("name")
     if not isinstance(name, str) or not _DNS1123_SUBDOMAIN_RE.fullmatch(name):
         raise SpecError(f"{field}.name", f"{name!r} must be the name of a Secret (DNS-1123 subdomain)")
@@ -322,9 +313,9 @@ def _secret_ref(value: object, field: str) -> str | None:
 def _parse_verify(value: object) -> VerifySpec | None:
     if value is None:
         return None
-    _require_mapping(value, "spec.source.verify")
+    require_mapping(value, "spec.source.verify")
     verify = cast(Mapping[str, Any], value)
-    _refuse_unknown(verify, "spec.source.verify", {"mode", "secretRef"})
+    refuse_unknown(verify, "spec.source.verify", {"mode", "secretRef"})
     mode = verify.get("mode", "head")
     if mode not in VERIFY_MODES:
         raise SpecError("spec.source.verify.mode", f"must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
@@ -338,9 +329,9 @@ def _parse_ref(ref: object) -> GitRef:
     """Validate ``spec.source.ref``: exactly one of branch, tag or commit."""
     if ref is None:
         return GitRef("branch", DEFAULT_BRANCH)
-    _require_mapping(ref, "spec.source.ref")
+    require_mapping(ref, "spec.source.ref")
     mapping = cast(Mapping[str, Any], ref)
-    _refuse_unknown(mapping, "spec.source.ref", set(REF_KINDS))
+    refuse_unknown(mapping, "spec.source.ref", set(REF_KINDS))
     kinds = [kind for kind in REF_KINDS if kind in mapping]
     if len(kinds) != 1:
         got = ", ".join(kinds) if kinds else "none"
@@ -364,17 +355,6 @@ def _parse_ref(ref: object) -> GitRef:
     return GitRef(kind, name)
 
 
-def _require_mapping(value: object, field: str) -> None:
-    if not isinstance(value, Mapping):
-        raise SpecError(field, "must be an object")
-
-
-def _refuse_unknown(mapping: Mapping[str, Any], field: str, known: set[str]) -> None:
-    unknown = sorted(str(key) for key in mapping if key not in known)
-    if unknown:
-        raise SpecError(f"{field}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})")
-
-
 def _dns1035(value: object, field: str, *, required: bool) -> str | None:
     if value is None:
         if required:
@@ -386,16 +366,6 @@ def _dns1035(value: object, field: str, *, required: bool) -> str | None:
             f"{value!r} must be a DNS-1035 name: at most 63 lowercase letters, digits or '-', "
             "starting with a letter and ending with a letter or digit",
         )
-    return value
-
-
-def _int(value: object, field: str, *, default: int, minimum: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(field, f"{value!r} must be an integer")
-    if value < minimum:
-        raise SpecError(field, f"{value} must be at least {minimum}")
     return value
 
 
