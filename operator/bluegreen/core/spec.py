@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bluegreen.core.gitref import is_commit_id, ref_name_problem, semver_problem
+from bluegreen.core.migrations_spec import Migrations, parse_migrations
 from bluegreen.core.repourl import URL_PREFIXES
 from bluegreen.core.spec_fields import SpecError as SpecError  # re-exported: the spec's error
 from bluegreen.core.spec_fields import int_field, refuse_unknown, require_mapping
@@ -51,7 +52,7 @@ ANNOTATION_RETRY = "bluegreen.dev/retry"
 """On a release: ``<commit>``: clear the failed/aborted/abandoned mark of that commit and release it again.
 Removed by the operator once handled."""
 LABEL_HOOK = "bluegreen.dev/hook"
-"""On a Job the operator runs for a commit: ``prePromotion``, ``postPromotion`` (later ``expand``, ``contract``)."""
+"""On a Job the operator runs for a commit: ``prePromotion``, ``postPromotion``, ``expand`` or ``contract``."""
 RESERVED_PREFIX = "bluegreen.dev/"
 """Label and annotation keys with this prefix belong to the operator."""
 
@@ -150,11 +151,16 @@ class ReleaseSpec:
     pre_promotion: tuple[CheckSpec, ...] = ()
     """``spec.checks.prePromotion`` (``bluegreen.core.checks_spec`` parses them)."""
     post_promotion: tuple[CheckSpec, ...] = ()
+    migrations: Migrations = field(default_factory=Migrations)
+    """``spec.migrations``: the expand and contract Jobs of each commit (``bluegreen.core.migrations_spec``)."""
 
     @property
     def job_paths(self) -> tuple[str, ...]:
-        """The Job manifests the checks name, read from each commit beside its Deployment manifest."""
-        return tuple(check.job.path for check in (*self.pre_promotion, *self.post_promotion) if check.job is not None)
+        """The Job manifests the checks and migrations name, read from each commit beside its Deployment manifest
+        (each once, in spec order)."""
+        paths = (*(check.job.path for check in (*self.pre_promotion, *self.post_promotion) if check.job is not None),
+                 *self.migrations.paths)
+        return tuple(dict.fromkeys(paths))
 
     @property
     def owns_deployments(self) -> bool:
@@ -182,6 +188,7 @@ class ReleaseSpec:
                 "deletionPolicy",
                 "promotion",
                 "checks",
+                "migrations",
             },
         )
         from bluegreen.core.checks_spec import parse_checks, parse_promotion_mode  # it imports this module
@@ -216,6 +223,7 @@ class ReleaseSpec:
             promotion_mode=parse_promotion_mode(spec.get("promotion")),
             pre_promotion=pre,
             post_promotion=post,
+            migrations=parse_migrations(spec.get("migrations")),
         )
 
 
