@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 
@@ -15,6 +16,28 @@ def listen_address(text: str) -> tuple[str, int]:
         return parse_listen(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+DEFAULT_LEASE_NAME = "bluegreen-operator"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def lease_namespace(explicit: str | None, watched: list[str]) -> str:
+    """Where the Lease lives: ``--leader-election-namespace``, the pod's namespace, the service account's, the one
+    watched namespace, else ``default``."""
+    if explicit:
+        return explicit
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        pass
+    return watched[0] if len(watched) == 1 else "default"
 
 
 def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +54,21 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="receive git push webhooks on this address (plain HTTP), e.g. 0.0.0.0:9443; off by default")
     run.add_argument("--webhook-secret-file", metavar="PATH", default=None,
                      help="file holding the webhooks' shared secret (a mounted Secret; re-read when it changes)")
+    election = run.add_argument_group("leader election (two or more replicas: one acts, the others stand by)")
+    election.add_argument("--leader-elect", action="store_true", default=_env_flag("BLUEGREEN_LEADER_ELECT"),
+                          help="act only while holding the leader Lease (default: $BLUEGREEN_LEADER_ELECT, else off)")
+    election.add_argument("--leader-election-namespace", metavar="NS", default=None,
+                          help="namespace of the Lease (default: $POD_NAMESPACE, else the service account's, "
+                               "else the only --namespace, else default)")
+    election.add_argument("--leader-election-id", metavar="NAME", default=DEFAULT_LEASE_NAME,
+                          help=f"name of the Lease (default {DEFAULT_LEASE_NAME})")
+    election.add_argument("--leader-election-lease-duration", metavar="DURATION", default="15s",
+                          help="how long a standby waits after the leader's last renewal before taking over "
+                               "(default 15s)")
+    election.add_argument("--leader-election-renew-deadline", metavar="DURATION", default="10s",
+                          help="how long the leader keeps acting without a successful renewal (default 10s)")
+    election.add_argument("--leader-election-retry-period", metavar="DURATION", default="2s",
+                          help="how often the Lease is renewed or tried (default 2s)")
     run.add_argument("--check-deny-networks", metavar="CIDRS", default=None,
                      help="comma-separated networks HTTP checks may not call (default: $BLUEGREEN_CHECK_DENY_NETWORKS, "
                           "else 169.254.0.0/16,fe80::/10, link-local cloud metadata); \"\" allows every address")
@@ -61,14 +99,26 @@ def run(args: argparse.Namespace) -> int:
             get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
             return 2
         webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
+    leader = None
+    if args.leader_elect:
+        from bluegreen.core.leases import LeaseSettings
+        from bluegreen.logs import get_logger
+
+        try:
+            leader = LeaseSettings.parse(lease_namespace(args.leader_election_namespace, list(args.namespace)),
+                                         args.leader_election_id, args.leader_election_lease_duration,
+                                         args.leader_election_renew_deadline, args.leader_election_retry_period)
+        except ValueError as exc:
+            get_logger().error(f"cannot start: {exc}", hint="see --leader-election-* in `bluegreen run --help`")
+            return 2
     from bluegreen.runtime.handlers import run_operator
 
     try:
-        run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook,
-                     deny_networks=args.check_deny_networks)
+        lost = run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook,
+                            deny_networks=args.check_deny_networks, leader=leader)
     except ValueError as exc:  # a network of --check-deny-networks / BLUEGREEN_CHECK_DENY_NETWORKS that does not parse
         from bluegreen.logs import get_logger
 
         get_logger().error(f"cannot start: {exc}", hint="--check-deny-networks takes comma-separated CIDRs")
         return 2
-    return 0
+    return 1 if lost else 0

@@ -4,11 +4,13 @@ groups the operator uses."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
+
+from bluegreen.core.errors import ClusterError
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,25 @@ class RequestTimeouts:
         return self.connect, self.read
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class NotLeaderError(ClusterError):
+    """A write refused before it was sent: this operator does not hold the leader Lease (any more)."""
+
+    def __init__(self) -> None:
+        super().__init__("NotLeader", "this operator process does not hold the leader Lease: it writes nothing "
+                                      "(another replica leads)")
+
+
 class TimedApiClient(client.ApiClient):
     """An ``ApiClient`` whose every request carries a ``(connect, read)`` timeout unless the call names its
-    own: a half-open connection to the API server fails the call instead of blocking a worker forever."""
+    own: a half-open connection to the API server fails the call instead of blocking a worker forever.
+
+    ``write_guard`` (leader election): every request that is not a read is sent only while it returns True,
+    else ``NotLeaderError`` is raised: a standby, or a leader past its renew deadline, writes nothing."""
+
+    write_guard: Callable[[], bool] | None = None
 
     def __init__(self, configuration: client.Configuration, timeouts: RequestTimeouts) -> None:
         super().__init__(configuration)
@@ -39,6 +57,9 @@ class TimedApiClient(client.ApiClient):
 
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None, post_params: Any = None,
                  _request_timeout: Any = None) -> Any:
+        guard = self.write_guard
+        if guard is not None and method.upper() not in READ_METHODS and not guard():
+            raise NotLeaderError()
         return super().call_api(method, url, header_params, body, post_params,
                                 _request_timeout=_request_timeout or self.timeouts.pair())
 

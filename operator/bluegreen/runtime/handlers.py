@@ -12,7 +12,10 @@
 - git is read by the fetch scheduler (``runtime.fetcher``) on its own threads; it queues a release when its
   result changed;
 - with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
-  startup to cleanup and asks the controller to check git now for the releases a push concerns.
+  startup to cleanup and asks the controller to check git now for the releases a push concerns;
+- with ``--leader-elect``, the controller's workers and the fetch scheduler start only once this process holds
+  the leader Lease (``runtime.leader``); until then it stands by with warm watches, and every write of its API
+  client is refused. Losing the Lease stops the operator (exit status 1), as client-go's controllers do.
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
 deleting a release never needs the operator.
@@ -24,11 +27,14 @@ import asyncio
 import copy
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import kopf
 
+from bluegreen import __version__
+from bluegreen.core.leases import LeaseSettings
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION, ReleaseRef
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
@@ -38,9 +44,11 @@ from bluegreen.hooks.job_checks import JobCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.kube.client import RequestTimeouts, load_api_client
 from bluegreen.kube.cluster import ClusterView, KubeCluster
+from bluegreen.kube.leases import KubeLeases
 from bluegreen.logs import get_logger
 from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.fetcher import FetchScheduler
+from bluegreen.runtime.leader import LeaderElector, identity
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -62,14 +70,27 @@ def check_deny_networks(value: str | None = None) -> str:
 
 
 def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None,
-                 deny_networks: str | None = None) -> None:
-    """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering.
-    With ``webhook``, the push-webhook receiver listens too. ``deny_networks``: ``--check-deny-networks``
-    (None: ``check_deny_networks()``). Raises ValueError for a network that does not parse."""
+                 deny_networks: str | None = None, leader: LeaseSettings | None = None) -> bool:
+    """Run until stopped: every namespace when ``namespaces`` is empty. kopf runs standalone (no peering):
+    with ``leader``, the operator's own Lease decides which process acts. With ``webhook``, the push-webhook
+    receiver listens too. ``deny_networks``: ``--check-deny-networks`` (None: ``check_deny_networks()``).
+    Raises ValueError for a network that does not parse. Returns True when it stopped because the leader
+    Lease was lost."""
     networks = check_deny_networks(deny_networks)
     parse_networks(networks)
+    stop_flag = threading.Event()
+    memo = kopf.Memo(webhook_config=webhook, deny_networks=networks, leader_settings=leader, stop_flag=stop_flag,
+                     leadership_lost=False)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
-             memo=kopf.Memo(webhook_config=webhook, deny_networks=networks))
+             memo=memo, stop_flag=stop_flag)
+    return bool(memo.leadership_lost)
+
+
+def pod_of(environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(namespace, name) of the operator's pod from the downward API (``POD_NAMESPACE``, ``POD_NAME``)."""
+    env = os.environ if environ is None else environ
+    namespace, name = env.get("POD_NAMESPACE"), env.get("POD_NAME")
+    return (namespace, name) if namespace and name else None
 
 
 @kopf.on.startup()
@@ -93,7 +114,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_RELEASE  # the hook Jobs only
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     view = memo.view = ClusterView()
-    cluster = KubeCluster(load_api_client(timeouts), view)
+    me = identity()
+    api = load_api_client(timeouts)
+    api.user_agent = f"bluegreen-operator/{__version__} ({me})"
+    cluster = KubeCluster(api, view)
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
                        on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
@@ -117,13 +141,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
     cluster.on_release = controller.written_from_thread
-    controller.start()
 
     def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
         loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
 
+    def begin() -> None:  # on the loop: act (at once, or once this process leads)
+        controller.start()
+        fetcher.start(queue)
 
-    fetcher.start(queue)
+    leader: LeaseSettings | None = getattr(memo, "leader_settings", None)
+    if leader is None:
+        begin()
+    else:
+        memo.elector = start_election(memo, leader, me, api, timeouts, loop, begin)
     memo.controller = controller
     memo.fetcher = fetcher
     config: WebhookConfig | None = getattr(memo, "webhook_config", None)
@@ -141,6 +171,27 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.webhook = server
     get_logger().info("operator started", cache_dir=str(cache_dir()),
                       check_deny_networks=",".join(str(n) for n in networks))
+
+
+def start_election(memo: kopf.Memo, settings: LeaseSettings, me: str, api: Any, timeouts: RequestTimeouts,
+                   loop: asyncio.AbstractEventLoop, begin: Any) -> LeaderElector:
+    """Campaign for the leader Lease: ``begin`` once it is held; every write of ``api`` waits for it; losing it
+    stops the operator (kopf's stop flag)."""
+    elector_api = load_api_client(timeouts)
+    elector_api.user_agent = api.user_agent
+
+    def lost() -> None:  # from the elector's thread
+        memo.leadership_lost = True
+        memo.stop_flag.set()
+
+    def started() -> None:  # from the elector's thread
+        loop.call_soon_threadsafe(begin)
+
+    elector = LeaderElector(KubeLeases(elector_api, settings.namespace, settings.name), settings, me,
+                            on_started=started, on_stopped=lost, pod=pod_of())
+    api.write_guard = elector.is_leader
+    elector.start()
+    return elector
 
 
 def log_compaction(mirror: Path, outcome: CompactionResult | Exception) -> None:
@@ -169,6 +220,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     http_checks: HttpCheckRunner | None = getattr(memo, "http_checks", None)
     if http_checks is not None:
         http_checks.close()
+    elector: LeaderElector | None = getattr(memo, "elector", None)
+    if elector is not None:  # after the workers stopped: a standby may take over at once
+        await asyncio.to_thread(elector.stop, give_up=not memo.leadership_lost)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
