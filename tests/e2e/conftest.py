@@ -163,17 +163,19 @@ def operator_kubeconfig(kube_client: client.ApiClient, namespace: str, directory
 class Operator:
     """``bluegreen run`` as a child process, with its JSON log lines kept for assertions."""
 
-    def __init__(self, namespace: str, kubeconfig: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, namespace: str, kubeconfig: Path, workdir: Path, extra_args: Sequence[str] = (),
+                 extra_env: dict[str, str] | None = None) -> None:
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        self.extra_env = dict(extra_env or {})
         self.log_path = workdir / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BLUEGREEN_CACHE_DIR": str(self.workdir / "cache"),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **self.extra_env}
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", self.namespace, "--log-format", "json",

@@ -87,8 +87,15 @@ def identity(doc: Doc) -> tuple[str, str, str]:
     return doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]
 
 
+LEADER_ELECTION = "bluegreen-operator-leader-election"
+"""The Role (and RoleBinding) of the Lease, in the operator's namespace (manifests/leader-election.yaml)."""
+LEADER_TRIPLES = {("coordination.k8s.io", "leases", "create"), ("coordination.k8s.io", "leases", "get"),
+                  ("coordination.k8s.io", "leases", "update"), ("", "pods", "patch")}
+
+
 def only(docs: Iterable[Doc], kind: str) -> Doc:
-    found = [doc for doc in docs if doc["kind"] == kind]
+    """The one document of ``kind`` (the leader election's Role and RoleBinding aside)."""
+    found = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"] != LEADER_ELECTION]
     assert len(found) == 1, f"expected exactly one {kind}, found {[identity(d) for d in found]}"
     return found[0]
 
@@ -225,8 +232,15 @@ def test_operator_deployment_is_hardened(mode: str) -> None:
     pod = deployment["spec"]["template"]["spec"]
     container = operator_container(deployment)
     assert_hardened(pod.get("securityContext", {}), container.get("securityContext", {}), mode)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "two operators must never run at once"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert "--leader-elect" in container["args"], "two replicas act only with leader election"
+    env = {item["name"]: item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for item in container["env"]}
+    assert (env["POD_NAME"], env["POD_NAMESPACE"]) == ("metadata.name", "metadata.namespace")
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["podAffinityTerm"]["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     assert pod.get("automountServiceAccountToken") is True
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -264,8 +278,8 @@ def test_operator_args_match_the_rbac_mode(mode: str) -> None:
     docs = kustomize_build(directory)
     args = operator_container(only(docs, "Deployment"))["args"]
     assert args == ["run", *scope_args, "--log-format", "json", "--liveness", "http://0.0.0.0:8080/healthz",
-                    *WEBHOOK_ARGS]
-    kinds = {doc["kind"] for doc in docs}
+                    "--leader-elect", *WEBHOOK_ARGS]
+    kinds = {doc["kind"] for doc in docs if doc["metadata"]["name"] != LEADER_ELECTION}
     if mode == "cluster-wide":
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
         assert not kinds & {"Role", "RoleBinding"}
@@ -274,7 +288,8 @@ def test_operator_args_match_the_rbac_mode(mode: str) -> None:
             "namespaced mode must grant nothing cluster-wide"
         )
         watched = {args[i + 1] for i, arg in enumerate(args) if arg == "--namespace"}
-        roles = {doc["metadata"]["namespace"] for doc in docs if doc["kind"] == "Role"}
+        roles = {doc["metadata"]["namespace"] for doc in docs
+                 if doc["kind"] == "Role" and doc["metadata"]["name"] != LEADER_ELECTION}
         assert roles == watched, f"a Role per watched namespace: roles in {roles}, watching {watched}"
 
 
@@ -286,7 +301,7 @@ def test_rbac_grants_exactly_what_the_operator_needs(mode: str) -> None:
         ("ClusterRole", "ClusterRoleBinding") if mode == "cluster-wide" else ("Role", "RoleBinding")
     )
     for doc in docs:
-        if doc["kind"] in ("ClusterRole", "Role"):
+        if doc["kind"] in ("ClusterRole", "Role") and doc["metadata"]["name"] != LEADER_ELECTION:
             assert_least_privilege(doc["rules"], f"{mode} {identity(doc)}")
     role, binding = only(docs, role_kind), only(docs, binding_kind)
     account = only(docs, "ServiceAccount")
@@ -318,7 +333,8 @@ def test_webhook_service_selects_the_operator(mode: str) -> None:
         {"name": "webhook", "port": 80, "targetPort": 9443, "protocol": "TCP"}
     ]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    selector = service["spec"]["selector"]
+    selector = dict(service["spec"]["selector"])
+    assert selector.pop("bluegreen.dev/leader") == "true", "pushes go to the leader (standbys run no passes)"
     assert selector and selector.items() <= pod_labels.items(), f"{selector} does not select {pod_labels}"
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     ports = {p["name"]: p["containerPort"] for p in operator_container(deployment)["ports"]}
@@ -350,7 +366,7 @@ def test_webhook_receiver_listens_behind_the_service_with_the_secret_mounted_rea
 
 
 def test_namespaced_copies_stay_in_step_with_the_cluster_wide_files() -> None:
-    for name in ("serviceaccount.yaml", "service.yaml"):
+    for name in ("serviceaccount.yaml", "service.yaml", "leader-election.yaml", "pdb.yaml"):
         assert load_docs(NAMESPACED / name) == load_docs(MANIFESTS / name), (
             f"manifests/namespaced/{name} drifted"
         )
@@ -421,7 +437,10 @@ def test_chart_templates_reference_only_existing_values() -> None:
 
 def test_chart_defaults() -> None:
     values = chart_values()
-    assert values["replicaCount"] == 1
+    assert values["replicaCount"] == 2
+    assert values["leaderElection"] == {"enabled": True, "leaseDuration": "15s", "renewDeadline": "10s",
+                                        "retryPeriod": "2s"}
+    assert values["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
     assert values["watchNamespaces"] == []
     assert values["logFormat"] == "json"
     assert values["extraArgs"] == []
@@ -484,10 +503,44 @@ def test_chart_deployment_matches_the_plain_install() -> None:
     assert re.search(r"{{-? range \.Values\.watchNamespaces }}", template), (
         "--namespace per watched namespace"
     )
-    assert re.search(r'fail "replicaCount must be 1', template), "replicaCount other than 1 must fail"
+    assert re.search(r'fail "replicaCount above 1 needs leaderElection.enabled', template), \
+        "several replicas without leader election must fail"
+    election = re.search(r"{{-? if \.Values\.leaderElection\.enabled }}(.*?){{-? end }}", template, re.DOTALL)
+    assert election and "RollingUpdate" in election.group(1)
     webhook_blocks = re.findall(r"{{-? if \.Values\.webhook\.enabled }}(.*?){{-? end }}", template, re.DOTALL)
     assert len(webhook_blocks) == 3, "the webhook args, mount and volume each depend on webhook.enabled"
     assert "--webhook-listen" in webhook_blocks[0] and "readOnly: true" in webhook_blocks[1]
     assert "optional: false" in webhook_blocks[2]
     service = (CHART / "templates" / "service.yaml").read_text()
     assert "if and .Values.webhook.enabled .Values.webhook.service.enabled" in service
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_leader_election_rbac_is_the_lease_and_the_own_pods_label(mode: str) -> None:
+    from bluegreen.cli.run import DEFAULT_LEASE_NAME
+
+    directory, _ = MODES[mode]
+    docs = kustomize_build(directory)
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == LEADER_ELECTION)
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == LEADER_ELECTION)
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert rule_triples(role["rules"]) == LEADER_TRIPLES
+    for rule in role["rules"]:
+        if set(rule["verbs"]) & {"get", "update"}:
+            assert rule["resourceNames"] == [DEFAULT_LEASE_NAME], "get/update only the operator's own Lease"
+    assert binding["roleRef"]["name"] == LEADER_ELECTION
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "bluegreen-operator",
+                                    "namespace": OPERATOR_NAMESPACE}]
+    chart = (CHART / "templates" / "leader-election.yaml").read_text()
+    chart_rules = yaml.safe_load(chart.split("rules:", 1)[1].split("---", 1)[0])
+    assert rule_triples(chart_rules) == LEADER_TRIPLES
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_disruption_budget_keeps_one_operator_running(mode: str) -> None:
+    directory, _ = MODES[mode]
+    docs = kustomize_build(directory)
+    budget, deployment = only(docs, "PodDisruptionBudget"), only(docs, "Deployment")
+    assert budget["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert budget["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
