@@ -27,7 +27,6 @@ import asyncio
 import copy
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +77,7 @@ def run_operator(namespaces: list[str], *, liveness: str | None, webhook: Webhoo
     Lease was lost."""
     networks = check_deny_networks(deny_networks)
     parse_networks(networks)
-    stop_flag = threading.Event()
+    stop_flag = asyncio.Event()  # bound to kopf's loop on first use (a threading.Event would hold an executor thread)
     memo = kopf.Memo(webhook_config=webhook, deny_networks=networks, leader_settings=leader, stop_flag=stop_flag,
                      leadership_lost=False)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
@@ -182,7 +181,7 @@ def start_election(memo: kopf.Memo, settings: LeaseSettings, me: str, api: Any, 
 
     def lost() -> None:  # from the elector's thread
         memo.leadership_lost = True
-        memo.stop_flag.set()
+        loop.call_soon_threadsafe(memo.stop_flag.set)
 
     def started() -> None:  # from the elector's thread
         loop.call_soon_threadsafe(begin)
