@@ -238,7 +238,12 @@ async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -
 # kopf's "everything listed" barrier, the on.event handlers after it. Deletions reach only on.event handlers.
 @kopf.index("apps", "v1", "deployments")
 async def deployment_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Into the view, and queue its release at once: the index handler runs first for every event (but
+    deletions), so a cut-over waits for no other handler of the event."""
     memo.view.observe_deployment(body)
+    release = body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
+    if release:
+        memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
 
 
 @kopf.index("", "v1", "services")
@@ -248,13 +253,12 @@ async def service_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Queue the release of a Deployment (no client-side label filter: a Deployment that lost the label
-    arrives as DELETED without it, and its release is the one the view had)."""
-    view: ClusterView = memo.view
-    release = body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
-    if type == "DELETED":
-        gone = view.deployment_gone(body)
-        release = gone.release if gone is not None else release
+    """A deleted Deployment (or one that lost the label: it arrives as DELETED without it) leaves the view and
+    queues the release the view had; every other event was queued by ``deployment_index``."""
+    if type != "DELETED":
+        return
+    gone = memo.view.deployment_gone(body)
+    release = gone.release if gone is not None else body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
     if release:
         memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
 
