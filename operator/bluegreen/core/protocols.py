@@ -37,7 +37,8 @@ class Cluster(Protocol):
 
 
 class Source(Protocol):
-    """One file at the commit a ref points to, another file of a commit already fetched, and a commit's
+    """``spec.source.path`` at the commit a ref points to (a file, or a directory's ``.yaml``/``.yml`` files:
+    ``Snapshot.files``), another file of a commit already fetched (never a directory), and a commit's
     signature. Raises ``SourceError``."""
 
     def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
