@@ -12,7 +12,7 @@ changes (a fetch scheduler instead of ``Source.snapshot`` inside the pass), only
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,11 +22,14 @@ from bluegreen.core.credentials import Credentials
 from bluegreen.core.errors import Outcome, SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
+    ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
+    ANNOTATION_DISRUPTION_BUDGET,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_TEMPLATE_HASH,
     LABEL_COLOR,
+    LABEL_RELEASE,
     Color,
     GitRef,
     ReleaseRef,
@@ -76,6 +79,10 @@ class RecordingCluster:
         """The release's own annotations (``Harness.body`` hands them to each pass)."""
         self.addresses: dict[tuple[str, int | None], tuple[str, int]] = {}
         """(Service, port) -> (ClusterIP, port), for HTTP checks that name a Service."""
+        self.config_maps: dict[str, dict[str, Any]] = {}
+        """ConfigMaps by name, as applied."""
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        """HPAs and PDBs by (kind, name), as applied."""
 
     # ---- reads ------------------------------------------------------------------------------------
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -94,7 +101,8 @@ class RecordingCluster:
             updated_replicas=status.get("updatedReplicas", 0), ready_replicas=status.get("readyReplicas", 0),
             available_replicas=status.get("availableReplicas", 0),
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-            **failure_mark(annotations))
+            autoscaler=annotations.get(ANNOTATION_AUTOSCALER), disruption_budget=annotations.get(
+                ANNOTATION_DISRUPTION_BUDGET), **failure_mark(annotations))
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         selector = self.selectors.get(name)
@@ -130,6 +138,30 @@ class RecordingCluster:
         if current["spec"]["replicas"] != replicas:
             current["spec"]["replicas"] = replicas
             current["metadata"]["generation"] += 1
+
+    def apply_config_maps(self, release: ReleaseRef, color: Color, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Apply the colour's copies (a write each); the colour's other copies (by label) are returned."""
+        for body in bodies:
+            self.writes.append(("configmap", body["metadata"]["name"]))
+            self.config_maps[body["metadata"]["name"]] = copy.deepcopy(dict(body))
+        wanted = {body["metadata"]["name"] for body in bodies}
+        return sorted(name for name, body in self.config_maps.items() if name not in wanted
+                      and body["metadata"]["labels"].get(LABEL_COLOR) == str(color)
+                      and body["metadata"]["labels"].get(LABEL_RELEASE) == release.name)
+
+    def delete_config_maps(self, namespace: str, names: Sequence[str]) -> None:
+        for name in names:
+            self.writes.append(("delete-configmap", name))
+            self.config_maps.pop(name, None)
+
+    def apply_object(self, body: Mapping[str, Any], *, known: bool) -> None:
+        key = (body["kind"], body["metadata"]["name"])
+        self.writes.append(("apply-object", *key))
+        self.objects[key] = copy.deepcopy(dict(body))
+
+    def delete_object(self, namespace: str, api_version: str, kind: str, name: str) -> None:
+        self.writes.append(("delete-object", kind, name))
+        self.objects.pop((kind, name), None)
 
     def switch_selector(self, namespace: str, service: str, color: Color) -> None:
         self.writes.append(("switch", service, str(color)))

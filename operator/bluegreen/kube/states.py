@@ -13,7 +13,9 @@ from bluegreen.core.errors import ClusterError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
+    ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
+    ANNOTATION_DISRUPTION_BUDGET,
     ANNOTATION_FAILED_COMMIT,
     ANNOTATION_FAILED_MESSAGE,
     ANNOTATION_FAILED_REASON,
@@ -93,6 +95,8 @@ def deployment_record(body: Mapping[str, Any]) -> DeploymentRecord | None:
         ready_replicas=int(status.get("readyReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
         rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
+        autoscaler=annotations.get(ANNOTATION_AUTOSCALER) or None,
+        disruption_budget=annotations.get(ANNOTATION_DISRUPTION_BUDGET) or None,
         **failure_mark(annotations),
     )
     return DeploymentRecord(release, str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state)
