@@ -204,10 +204,22 @@ class FakeSource:
     count: int = 0
     looks: int = 0
 
+    bundle: tuple[tuple[str, bytes], ...] | None = None
+    """The head commit's files when ``spec.source.path`` is a directory (``commit_directory``)."""
+
     def commit(self, image: str, replicas: int = 2, summary: str | None = None) -> str:
         self.count += 1
         sha = f"{self.count:02x}".ljust(40, "c")
         self.head = (sha, summary or f"release {image}", MANIFEST.format(image=image, replicas=replicas).encode())
+        self.bundle = None
+        return sha
+
+    def commit_directory(self, files: Mapping[str, str], summary: str) -> str:
+        """Commit a source directory: its files by name (their text)."""
+        self.count += 1
+        sha = f"{self.count:02x}".ljust(40, "c")
+        self.head = (sha, summary, b"")
+        self.bundle = tuple((f"apps/shop/{name}", text.encode()) for name, text in sorted(files.items()))
         return sha
 
     def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
@@ -215,7 +227,7 @@ class FakeSource:
         assert self.head is not None, "nothing committed yet"
         self.looks += 1
         sha, summary, content = self.head
-        return Snapshot(CommitInfo(sha, summary, "Dev <dev@example.com>", START), path, content)
+        return Snapshot(CommitInfo(sha, summary, "Dev <dev@example.com>", START), path, content, self.bundle)
 
     files: dict[str, bytes] = field(default_factory=dict)
     """Other files of every commit (a check's Job manifest), by path."""

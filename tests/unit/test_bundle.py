@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from test_planner import NOW
 
 from bluegreen.core.bundle import parse_bundle, parse_source
 from bluegreen.core.commits import CommitInfo, Snapshot
 from bluegreen.core.desired import DesiredTemplate, ManifestError, parse_manifest
-from test_planner import NOW
 
 NS = "shop"
 DIR = "apps/shop"

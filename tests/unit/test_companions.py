@@ -165,8 +165,8 @@ def test_a_pdb_by_expressions_gets_the_colour_labels_too() -> None:
     assert pdb.disruption_budget is not None
     body = render_disruption_budget(pdb.disruption_budget, release="shop", namespace="shop", color=Color.GREEN,
                                     commit=COMMIT, owner=None)
-    assert body["spec"]["selector"] == {"matchExpressions": [{"key": "app", "operator": "Exists"}],
-                                        "matchLabels": {"bluegreen.dev/release": "shop", "bluegreen.dev/color": "green"}}
+    ours = {"bluegreen.dev/release": "shop", "bluegreen.dev/color": "green"}
+    assert body["spec"]["selector"] == {"matchExpressions": [{"key": "app", "operator": "Exists"}], "matchLabels": ours}
 
 
 def test_copy_name() -> None:

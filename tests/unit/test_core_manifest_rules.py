@@ -16,8 +16,8 @@ from bluegreen.core.desired import (
     owner_reference,
     render_deployment,
 )
-from bluegreen.core.yaml_docs import MAX_DEPTH, MAX_VALUES, normalize
 from bluegreen.core.spec import Color
+from bluegreen.core.yaml_docs import MAX_DEPTH, MAX_VALUES, normalize
 
 W = "d.yaml"
 
