@@ -47,9 +47,9 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"list"},
     ("", "pods/log"): {"get"},
-    ("", "configmaps"): {"get", "list", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "patch", "delete"},
-    ("policy", "poddisruptionbudgets"): {"get", "patch", "delete"},
+    ("", "configmaps"): {"get", "list", "create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "create", "patch", "delete"},
 }
 NEVER_GRANTED_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
 DELETABLE = {("batch", "jobs"), ("", "configmaps"), ("autoscaling", "horizontalpodautoscalers"),
