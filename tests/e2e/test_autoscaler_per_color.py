@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appbundle import autoscaler, commit_files, directory_repo, plain_app
 from appbundle import PDB as BUDGET
+from appbundle import autoscaler, commit_files, directory_repo, plain_app
 from kubernetes.client.exceptions import ApiException
 from waiting import stays, wait_until
 from zerodowntime import PhasedLoad, service_url, wait_answering
