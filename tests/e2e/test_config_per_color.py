@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from appbundle import DIRECTORY, commit_files, configured_app, directory_repo, settings
+from appbundle import DIRECTORY, PDB, autoscaler, commit_files, configured_app, directory_repo, settings
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from nodepods import get
@@ -153,3 +153,38 @@ def test_an_invalid_source_directory_is_reported_and_traffic_stays(cluster: Clus
     copies = client.CoreV1Api(cluster.api).list_namespaced_config_map(
         cluster.namespace, label_selector="bluegreen.dev/release=shop").items
     assert [c.metadata.name for c in copies] == ["settings-blue"]
+
+
+def test_deletion_policy_delete_garbage_collects_the_copies(cluster: Cluster, operator: Operator,
+                                                            tmp_path: Path) -> None:
+    """With ``deletionPolicy: Delete`` every copy is owned by the release, like the Deployments, and goes with it."""
+    repo = directory_repo(tmp_path / "deploy")
+    cluster.create_service()
+    deployment = MANIFEST.format(name="shop", app="shop", replicas=2, image="registry.local/shop:v1", delay=0)
+    v1 = commit_files(repo, {"deployment.yaml": deployment, "hpa.yaml": autoscaler(2, 4), "pdb.yaml": PDB,
+                             "config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"},
+                      "shop")
+    cluster.create_release(repo, deletionPolicy="Delete")
+    cluster.wait_serving(v1, "blue")
+    uid = cluster.release()["metadata"]["uid"]
+    copies = {("configmaps", "", "v1"): "settings-blue", ("horizontalpodautoscalers", "autoscaling", "v2beta2"):
+              "shop-blue", ("poddisruptionbudgets", "policy", "v1beta1"): "shop-blue"}
+
+    def owners(plural: str, group: str, version: str, name: str) -> list[tuple[str, str]] | None:
+        try:
+            if group == "":
+                body = cluster.api.sanitize_for_serialization(
+                    cluster.core.read_namespaced_config_map(name, cluster.namespace))
+            else:
+                body = cluster.custom.get_namespaced_custom_object(group, version, cluster.namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return [(o["kind"], o["uid"]) for o in body["metadata"].get("ownerReferences") or []]
+
+    for (plural, group, version), name in copies.items():
+        assert owners(plural, group, version, name) == [("BlueGreenRelease", uid)], plural
+    cluster.delete_release()
+    wait_until(lambda: all(owners(p, g, v, n) is None for (p, g, v), n in copies.items()), timeout=60,
+               what="every copy garbage-collected with the release")
