@@ -156,6 +156,12 @@ def test_an_abandoned_colour_loses_its_hpa() -> None:
     assert writes[0] == ("delete-object", "HorizontalPodAutoscaler", "web-green")
     assert writes[1][:3] == ("scale", "shop-green", 0) and writes[1][3]["bluegreen.dev/autoscaler"] is None
 
+    mark = commit(release, "the same source again", greeting="bonjour")  # a new commit retries the template
+    release.run()
+    hpa, scale = release.writes_since(mark)[:2]
+    assert hpa == ("apply-object", "HorizontalPodAutoscaler", "web-green")
+    assert scale[:3] == ("scale", "shop-green", 2) and scale[3]["bluegreen.dev/autoscaler"] == "web-green"
+
 
 def test_copies_git_drops_are_deleted_when_the_colour_is_applied_again() -> None:
     release = Harness()

@@ -86,11 +86,11 @@ class CompanionStep:
             self.cluster.delete_config_maps(release.namespace, prepared.stale_config_maps)
 
     def start_autoscaler(self, release: ReleaseRef, color: Color, template: DesiredTemplate, commit: str,
-                         owner: Mapping[str, Any] | None, state: ColorState, replicas: int) -> dict[str, str]:
+                         owner: Mapping[str, Any] | None, state: ColorState) -> dict[str, str]:
         """A scaled-down colour running ``template`` is scaled up: its HPA again (before the scale); the
         annotation the scale patch carries."""
         autoscaler = template.autoscaler
-        if autoscaler is None or state.replicas > 0 or replicas == 0 or state.template_hash != template.template_hash:
+        if autoscaler is None or state.replicas > 0 or state.template_hash != template.template_hash:
             return {}
         name = copy_name(autoscaler.name, color)
         self.cluster.apply_object(render_autoscaler(autoscaler, release=release.name, namespace=release.namespace,

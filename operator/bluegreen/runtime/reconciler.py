@@ -239,7 +239,7 @@ class Reconciler:
                 annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
             if memory.template is not None and memory.commit is not None:  # a scaled-down colour gets its HPA back
                 annotations.update(self.companions.start_autoscaler(release, step.color, memory.template,
-                                                                    memory.commit.sha, owner, state, step.replicas))
+                                                                    memory.commit.sha, owner, state))
             self.cluster.scale(release, step.color, step.replicas, annotations)
             if step.action is Action.RETRY and memory.commit is not None:
                 self.gates.rerun(release, spec, memory.commit.sha, step.color)  # its checks run again from the start
