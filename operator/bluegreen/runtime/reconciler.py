@@ -212,7 +212,7 @@ class Reconciler:
         return self.gates.observe(run.release, run.spec, run.memory, run.status, observed, _desired(run.memory))
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
-        """Perform the one write ``step`` names."""
+        """Perform the one write ``step`` names, with the colour's copies (``runtime.companion_step``)."""
         release, spec, memory = run.release, run.spec, run.memory
         assert step.color is not None
         stamp = format_time(now)
