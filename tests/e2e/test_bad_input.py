@@ -79,7 +79,7 @@ def server_down(cluster: Cluster, repo: GitRepo, tmp: Path) -> dict[str, Any]:
 
 CASES = [
     pytest.param(invalid_yaml, "InvalidYAML", id="invalid-yaml"),
-    pytest.param(two_documents, "NotOneDocument", id="two-documents"),
+    pytest.param(two_documents, "NotOneDeployment", id="two-deployments-in-one-file"),
     pytest.param(a_service, "NotADeployment", id="a-service-not-a-deployment"),
     pytest.param(another_namespace, "WrongNamespace", id="another-namespace"),
     pytest.param(manifest_deleted, "PathNotFound", id="manifest-deleted"),

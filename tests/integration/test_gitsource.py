@@ -244,8 +244,11 @@ def test_path_below_a_file_is_path_not_found(source: GitSource, origin: GitRepo)
     assert err.reason == "PathNotFound"
 
 
-def test_directory_is_not_a_file(source: GitSource, origin: GitRepo) -> None:
-    err = source_error(lambda: source.snapshot(origin.url, MAIN, "deploy"))
+def test_directory_is_not_a_file_to_read(source: GitSource, origin: GitRepo) -> None:
+    """``read`` (a check's or a migration's Job file) never reads a directory; ``snapshot`` (spec.source.path)
+    does: tests/integration/test_git_directories.py."""
+    sha = source.fetch(origin.url, MAIN).sha
+    err = source_error(lambda: source.read(origin.url, sha, "deploy"))
     assert err.reason == "NotAFile"
     assert "directory" in err.message
 

@@ -12,7 +12,7 @@ changes (a fetch scheduler instead of ``Source.snapshot`` inside the pass), only
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,12 +22,15 @@ from bluegreen.core.credentials import Credentials
 from bluegreen.core.errors import Outcome, SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
+    ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
     ANNOTATION_EXPAND_JOB,
+    ANNOTATION_DISRUPTION_BUDGET,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_TEMPLATE_HASH,
     LABEL_COLOR,
+    LABEL_RELEASE,
     Color,
     GitRef,
     ReleaseRef,
@@ -81,6 +84,10 @@ class RecordingCluster:
         """Pods of a colour still there (terminating) after its Deployment reports 0; none unless set."""
         self.pod_counts: list[str] = []
         """The colours whose pods were counted (one LIST each), in order."""
+        self.config_maps: dict[str, dict[str, Any]] = {}
+        """ConfigMaps by name, as applied."""
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        """HPAs and PDBs by (kind, name), as applied."""
 
     # ---- reads ------------------------------------------------------------------------------------
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -100,6 +107,8 @@ class RecordingCluster:
             available_replicas=status.get("availableReplicas", 0),
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
             expand_job=annotations.get(ANNOTATION_EXPAND_JOB), **failure_mark(annotations))
+            autoscaler=annotations.get(ANNOTATION_AUTOSCALER), disruption_budget=annotations.get(
+                ANNOTATION_DISRUPTION_BUDGET), **failure_mark(annotations))
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         selector = self.selectors.get(name)
@@ -142,6 +151,30 @@ class RecordingCluster:
             current["spec"]["replicas"] = replicas
             current["metadata"]["generation"] += 1
 
+    def apply_config_maps(self, release: ReleaseRef, color: Color, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Apply the colour's copies (a write each); the colour's other copies (by label) are returned."""
+        for body in bodies:
+            self.writes.append(("configmap", body["metadata"]["name"]))
+            self.config_maps[body["metadata"]["name"]] = copy.deepcopy(dict(body))
+        wanted = {body["metadata"]["name"] for body in bodies}
+        return sorted(name for name, body in self.config_maps.items() if name not in wanted
+                      and body["metadata"]["labels"].get(LABEL_COLOR) == str(color)
+                      and body["metadata"]["labels"].get(LABEL_RELEASE) == release.name)
+
+    def delete_config_maps(self, namespace: str, names: Sequence[str]) -> None:
+        for name in names:
+            self.writes.append(("delete-configmap", name))
+            self.config_maps.pop(name, None)
+
+    def apply_object(self, body: Mapping[str, Any], *, known: bool) -> None:
+        key = (body["kind"], body["metadata"]["name"])
+        self.writes.append(("apply-object", *key))
+        self.objects[key] = copy.deepcopy(dict(body))
+
+    def delete_object(self, namespace: str, api_version: str, kind: str, name: str) -> None:
+        self.writes.append(("delete-object", kind, name))
+        self.objects.pop((kind, name), None)
+
     def switch_selector(self, namespace: str, service: str, color: Color) -> None:
         self.writes.append(("switch", service, str(color)))
         self.selectors[service][LABEL_COLOR] = str(color)
@@ -183,10 +216,22 @@ class FakeSource:
     count: int = 0
     looks: int = 0
 
+    bundle: tuple[tuple[str, bytes], ...] | None = None
+    """The head commit's files when ``spec.source.path`` is a directory (``commit_directory``)."""
+
     def commit(self, image: str, replicas: int = 2, summary: str | None = None) -> str:
         self.count += 1
         sha = f"{self.count:02x}".ljust(40, "c")
         self.head = (sha, summary or f"release {image}", MANIFEST.format(image=image, replicas=replicas).encode())
+        self.bundle = None
+        return sha
+
+    def commit_directory(self, files: Mapping[str, str], summary: str) -> str:
+        """Commit a source directory: its files by name (their text)."""
+        self.count += 1
+        sha = f"{self.count:02x}".ljust(40, "c")
+        self.head = (sha, summary, b"")
+        self.bundle = tuple((f"apps/shop/{name}", text.encode()) for name, text in sorted(files.items()))
         return sha
 
     def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,
@@ -194,7 +239,7 @@ class FakeSource:
         assert self.head is not None, "nothing committed yet"
         self.looks += 1
         sha, summary, content = self.head
-        return Snapshot(CommitInfo(sha, summary, "Dev <dev@example.com>", START), path, content)
+        return Snapshot(CommitInfo(sha, summary, "Dev <dev@example.com>", START), path, content, self.bundle)
 
     files: dict[str, bytes] = field(default_factory=dict)
     """Other files of every commit (a check's Job manifest), by path."""

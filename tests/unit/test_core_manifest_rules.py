@@ -11,15 +11,13 @@ from test_desired import MANIFEST, parse
 
 from bluegreen.core.desired import (
     HASH_LENGTH,
-    MAX_DEPTH,
-    MAX_VALUES,
     ManifestError,
-    _normalize,
     hash_template,
     owner_reference,
     render_deployment,
 )
 from bluegreen.core.spec import Color
+from bluegreen.core.yaml_docs import MAX_DEPTH, MAX_VALUES, normalize
 
 W = "d.yaml"
 
@@ -59,15 +57,15 @@ def nested(depth: int) -> Any:
 ])
 def test_normalize_limits_and_messages(value: Any, problem: str | None) -> None:
     if problem is None:
-        assert _normalize(value, W) == value
+        assert normalize(value, W) == value
     else:
         with pytest.raises(ManifestError) as caught:
-            _normalize(value, W)
+            normalize(value, W)
         assert caught.value.message == problem
 
 
 def test_normalize_drops_nulls_in_mappings_only() -> None:
-    assert _normalize({"a": None, "b": [None, 1], "c": {"d": None}}, W) == {"b": [None, 1], "c": {}}
+    assert normalize({"a": None, "b": [None, 1], "c": {"d": None}}, W) == {"b": [None, 1], "c": {}}
 
 
 def test_a_document_nested_beyond_the_parser_is_refused() -> None:

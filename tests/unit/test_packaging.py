@@ -47,10 +47,15 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"list"},
     ("", "pods/log"): {"get"},
+    ("", "configmaps"): {"get", "list", "create", "patch", "delete"},
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "create", "patch", "delete"},
 }
 NEVER_GRANTED_VERBS = {"delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
-DELETABLE = {("batch", "jobs")}
-"""The one thing the operator deletes: its own hook Jobs (cancelled runs, old finished runs)."""
+DELETABLE = {("batch", "jobs"), ("", "configmaps"), ("autoscaling", "horizontalpodautoscalers"),
+             ("policy", "poddisruptionbudgets")}
+"""What the operator deletes: its own hook Jobs (cancelled runs, old finished runs) and the copies it made for a
+colour (ConfigMaps git no longer has, the HPA of a colour scaled down, a PDB git no longer has)."""
 
 Doc = dict[str, Any]
 

@@ -11,7 +11,7 @@ one holds, and a release without any result waits a moment, then says NotFetched
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +66,18 @@ class FakeCluster:
 
     def apply_deployment(self, body: Mapping[str, Any]) -> None:
         self.applied.append(body)
+
+    def apply_config_maps(self, release: ReleaseRef, color: Color, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        return []
+
+    def delete_config_maps(self, namespace: str, names: Sequence[str]) -> None:
+        pass
+
+    def apply_object(self, body: Mapping[str, Any], *, known: bool) -> None:
+        pass
+
+    def delete_object(self, namespace: str, api_version: str, kind: str, name: str) -> None:
+        pass
 
     def scale(self, release: ReleaseRef, color: Color, replicas: int, annotations: Mapping[str, str | None]) -> None:
         pass

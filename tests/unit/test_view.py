@@ -57,6 +57,17 @@ def test_the_failure_mark_with_its_reason_wins_over_the_older_one() -> None:
         ("c0", "ProgressDeadlineExceeded")
 
 
+def test_the_copies_a_colour_names_are_kept() -> None:
+    body = deployment("19")
+    record = deployment_record(body)
+    assert record is not None and (record.state.autoscaler, record.state.disruption_budget) == (None, None)
+    body["metadata"]["annotations"] |= {"bluegreen.dev/autoscaler": "web-blue",
+                                        "bluegreen.dev/disruption-budget": "budget-blue"}
+    record = deployment_record(body)
+    assert record is not None and (record.state.autoscaler, record.state.disruption_budget) == ("web-blue",
+                                                                                                "budget-blue")
+
+
 def test_a_service_keeps_its_cluster_ip_and_ports_for_http_checks() -> None:
     body = service("5")
     body["spec"] |= {"clusterIP": "10.0.0.7", "ports": [{"port": 80, "targetPort": 8080}, {"port": 9090}]}

@@ -18,9 +18,10 @@ from bluegreen.cli.access import Access
 from bluegreen.cli.errors import DIFF_ERROR, CliError
 from bluegreen.cli.normalize import align_quantities, normalize_deployment
 from bluegreen.cli.targets import commit_argument
+from bluegreen.core.bundle import parse_source
 from bluegreen.core.commits import Snapshot
 from bluegreen.core.credentials import Credentials
-from bluegreen.core.desired import DesiredTemplate, ManifestError, parse_manifest, render_deployment
+from bluegreen.core.desired import DesiredTemplate, ManifestError, render_deployment
 from bluegreen.core.errors import ReasonedError
 from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
@@ -72,7 +73,7 @@ def diff(args: argparse.Namespace) -> int:
     revision = commit_argument(args.revision)
     snapshot = _fetch(args, spec, revision, _credentials(access, namespace, spec))
     try:
-        desired = parse_manifest(snapshot.content, namespace=namespace, path=spec.source.path)
+        desired = parse_source(snapshot, namespace=namespace)
     except ManifestError as exc:
         raise CliError(f"commit {snapshot.commit.sha[:12]}: the operator would not release it: {exc.message}",
                        DIFF_ERROR) from None

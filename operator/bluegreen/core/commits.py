@@ -1,4 +1,4 @@
-"""What a git source hands the reconciler: a commit and one file's bytes at it. Pure data."""
+"""What a git source hands the reconciler: a commit and one file's bytes at it, or a directory's files. Pure data."""
 
 from __future__ import annotations
 
@@ -30,12 +30,16 @@ class CommitInfo:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One file's bytes at one commit."""
+    """One file's bytes at one commit, or the files of one directory."""
 
     commit: CommitInfo
     path: str
-    """Normalized, relative to the repository root (``a/b.yaml``)."""
+    """Normalized, relative to the repository root (``a/b.yaml``, or ``a/b`` for a directory)."""
     content: bytes
+    """The file's bytes (empty for a directory)."""
+    files: tuple[tuple[str, bytes], ...] | None = None
+    """For a directory: its manifest files (``.yaml``/``.yml`` directly inside it), (repository path, bytes) by
+    name; None when ``path`` is a file."""
 
     @property
     def refreshed_at(self) -> float:

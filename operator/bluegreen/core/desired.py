@@ -2,7 +2,9 @@
 
 The template hash identifies a release: two manifests whose Deployment specs are equal (ignoring
 ``replicas``, the manifest's name/namespace, YAML comments, key order and explicit nulls) hash equal,
-so a ``git revert`` hashes to what the previous colour still runs.
+so a ``git revert`` hashes to what the previous colour still runs. The ConfigMaps, the HPA and the PDB of a
+source directory (``core.bundle``, ``core.companions``) are part of the hash too: a commit that changes only
+config is a release of its own.
 """
 
 from __future__ import annotations
@@ -10,76 +12,57 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, cast
+from typing import Any
 
-import yaml
-
-from bluegreen.core.errors import ReasonedError
+from bluegreen.core.companions import ConfigMapTemplate, ObjectTemplate, copy_name, rewrite_config_refs
+from bluegreen.core.manifest_fields import (
+    check_reserved,
+    expression_matches,
+    invalid,
+    mapping,
+    string_map,
+)
 from bluegreen.core.spec import (
+    ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
+    ANNOTATION_DISRUPTION_BUDGET,
     ANNOTATION_TEMPLATE_HASH,
     API_VERSION,
     KIND,
     LABEL_COLOR,
     LABEL_RELEASE,
-    RESERVED_PREFIX,
     Color,
     check_release_name,
     deployment_name,
 )
+from bluegreen.core.yaml_docs import DEFAULT_MAX_BYTES, ManifestError, kind_of, load_documents, normalize
 
-DEFAULT_MAX_BYTES = 1_000_000
-MAX_VALUES = 200_000
-"""Most scalars/collections a manifest may expand to (guards against YAML alias bombs)."""
-MAX_DEPTH = 100
+__all__ = ["DEFAULT_MAX_BYTES", "HASH_LENGTH", "DesiredTemplate", "ManifestError", "deployment_template",
+           "hash_template", "owner_reference", "parse_manifest", "render_deployment"]
+
 HASH_LENGTH = 16
-
-_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
-class ManifestError(ReasonedError):
-    """The manifest cannot be released; ``reason`` is CamelCase, ``message`` tells what to fix."""
 
 
 @dataclass(frozen=True)
 class DesiredTemplate:
-    """What git asks for: a Deployment spec (without ``replicas``) and its identity hash."""
+    """What git asks for: a Deployment spec (without ``replicas``) and its identity hash, plus the objects
+    that travel with each colour (a source directory's ConfigMaps, HPA and PDB)."""
 
     spec: Mapping[str, Any]
     replicas: int
     template_hash: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    config_maps: tuple[ConfigMapTemplate, ...] = ()
+    autoscaler: ObjectTemplate | None = None
+    disruption_budget: ObjectTemplate | None = None
 
-
-class _Loader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate keys and keeps timestamps as strings (as Kubernetes does)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"found duplicate key {key!r}", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    @property
+    def autoscale(self) -> tuple[int, int] | None:
+        """(minReplicas, maxReplicas) of the HPA, None without one."""
+        return self.autoscaler.replica_range if self.autoscaler is not None else None
 
 
 def parse_manifest(
@@ -91,32 +74,21 @@ def parse_manifest(
     ``path`` only improves messages. Raises ``ManifestError``.
     """
     where = path or "the manifest"
-    raw = text.encode("utf-8") if isinstance(text, str) else text
-    if len(raw) > max_bytes:
-        raise ManifestError(
-            "ManifestTooLarge", f"{where} is {len(raw)} bytes; the limit is {max_bytes} bytes."
-        )
-    try:
-        decoded = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ManifestError("InvalidYAML", f"{where} is not UTF-8 text ({exc.reason}).") from None
-
-    try:
-        documents = [doc for doc in yaml.load_all(decoded, Loader=_Loader) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise ManifestError("InvalidYAML", f"{where} is not valid YAML: {_one_line(exc)}.") from None
-    except RecursionError:
-        raise ManifestError("InvalidYAML", f"{where} is nested too deeply to be read.") from None
+    documents = load_documents(text, where, max_bytes)
     if len(documents) != 1:
         found = "no document" if not documents else f"{len(documents)} documents"
         raise ManifestError(
             "NotOneDocument", f"{where} must hold exactly one YAML document (a Deployment); found {found}."
         )
+    return deployment_template(normalize(documents[0], where), namespace=namespace, where=where)
 
-    doc = _normalize(documents[0], where)
+
+def deployment_template(doc: object, *, namespace: str, where: str) -> DesiredTemplate:
+    """The desired template of one normalized document, which must be an apps/v1 Deployment (``where`` names
+    it in messages)."""
     if not isinstance(doc, dict):
         raise ManifestError(
-            "NotADeployment", f"{where} must be an apps/v1 Deployment object, not a {_kind_of(doc)}."
+            "NotADeployment", f"{where} must be an apps/v1 Deployment object, not a {kind_of(doc)}."
         )
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     if api_version != "apps/v1" or kind != "Deployment":
@@ -125,24 +97,18 @@ def parse_manifest(
             f"{where} must be an apps/v1 Deployment; found apiVersion {api_version!r}, kind {kind!r}.",
         )
 
-    metadata = _mapping(doc.get("metadata", {}), "metadata", where)
-    manifest_namespace = metadata.get("namespace")
-    if manifest_namespace is not None and manifest_namespace != namespace:
-        raise ManifestError(
-            "WrongNamespace",
-            f"{where} sets metadata.namespace {manifest_namespace!r}, but the release is in namespace "
-            f"{namespace!r}; remove metadata.namespace or set it to {namespace!r}.",
-        )
-    labels = _string_map(metadata.get("labels", {}), "metadata.labels", where)
-    annotations = _string_map(metadata.get("annotations", {}), "metadata.annotations", where)
-    _check_reserved(labels, "metadata.labels", where)
-    _check_reserved(annotations, "metadata.annotations", where)
+    metadata = mapping(doc.get("metadata", {}), "metadata", where)
+    check_namespace(metadata, namespace, where)
+    labels = string_map(metadata.get("labels", {}), "metadata.labels", where)
+    annotations = string_map(metadata.get("annotations", {}), "metadata.annotations", where)
+    check_reserved(labels, "metadata.labels", where)
+    check_reserved(annotations, "metadata.annotations", where)
 
-    spec = _mapping(doc.get("spec"), "spec", where)
+    spec = mapping(doc.get("spec"), "spec", where)
     replicas = spec.pop("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        _invalid(where, f"spec.replicas must be a whole number >= 1 (a colour with no replica cannot take "
-                        f"traffic), not {replicas!r}")
+        invalid(where, f"spec.replicas must be a whole number >= 1 (a colour with no replica cannot take "
+                       f"traffic), not {replicas!r}")
     _check_pod_spec(spec, where)
     return DesiredTemplate(
         spec=spec,
@@ -153,17 +119,33 @@ def parse_manifest(
     )
 
 
+def check_namespace(metadata: Mapping[str, Any], namespace: str, where: str) -> None:
+    """A manifest may omit metadata.namespace or name the release's own."""
+    manifest_namespace = metadata.get("namespace")
+    if manifest_namespace is not None and manifest_namespace != namespace:
+        raise ManifestError(
+            "WrongNamespace",
+            f"{where} sets metadata.namespace {manifest_namespace!r}, but the release is in namespace "
+            f"{namespace!r}; remove metadata.namespace or set it to {namespace!r}.",
+        )
+
+
 def hash_template(
     spec: Mapping[str, Any],
     *,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Short stable hash of a Deployment spec (and its metadata labels/annotations), ignoring ``replicas``
-    and key order: equal hashes mean equal Deployments, so a changed label in git is a new release too."""
+    and key order: equal hashes mean equal Deployments, so a changed label in git is a new release too.
+    ``extra`` (a source directory's ConfigMaps, HPA and PDB) is covered too; without it the hash is what it
+    has always been, so an upgrade re-releases nothing."""
     content: dict[str, Any] = {key: value for key, value in spec.items() if key != "replicas"}
-    if labels or annotations:
+    if labels or annotations or extra:
         content = {"spec": content, "labels": dict(labels or {}), "annotations": dict(annotations or {})}
+    if extra:
+        content["with"] = dict(extra)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
@@ -196,6 +178,7 @@ def render_deployment(
         **(pod_meta.get("annotations") or {}),
         ANNOTATION_TEMPLATE_HASH: desired.template_hash,
     }
+    rewrite_config_refs(template.setdefault("spec", {}), (c.name for c in desired.config_maps), color)
 
     metadata: dict[str, Any] = {
         "name": deployment_name(release, color),
@@ -207,6 +190,10 @@ def render_deployment(
             ANNOTATION_TEMPLATE_HASH: desired.template_hash,
         },
     }
+    for key, companion in ((ANNOTATION_AUTOSCALER, desired.autoscaler),
+                           (ANNOTATION_DISRUPTION_BUDGET, desired.disruption_budget)):
+        if companion is not None:  # the colour's copy: what a scale-down or the next apply deletes
+            metadata["annotations"][key] = copy_name(companion.name, color)
     if owner is not None:
         metadata["ownerReferences"] = [copy.deepcopy(dict(owner))]
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
@@ -226,152 +213,54 @@ def owner_reference(name: str, uid: str) -> dict[str, Any]:
 
 def _check_pod_spec(spec: dict[str, Any], where: str) -> None:
     """Selector, template labels, containers and reserved keys of a Deployment spec."""
-    template = _mapping(spec.get("template"), "spec.template", where)
-    pod_meta = _mapping(template.get("metadata"), "spec.template.metadata", where)
-    pod_labels = _string_map(pod_meta.get("labels"), "spec.template.metadata.labels", where)
+    template = mapping(spec.get("template"), "spec.template", where)
+    pod_meta = mapping(template.get("metadata"), "spec.template.metadata", where)
+    pod_labels = string_map(pod_meta.get("labels"), "spec.template.metadata.labels", where)
     if not pod_labels:
-        _invalid(where, "spec.template.metadata.labels must not be empty")
+        invalid(where, "spec.template.metadata.labels must not be empty")
 
-    pod_annotations = _string_map(
+    pod_annotations = string_map(
         pod_meta.get("annotations", {}), "spec.template.metadata.annotations", where
     )
-    selector = _mapping(spec.get("selector"), "spec.selector", where)
-    match_labels = _string_map(selector.get("matchLabels", {}), "spec.selector.matchLabels", where)
+    selector = mapping(spec.get("selector"), "spec.selector", where)
+    match_labels = string_map(selector.get("matchLabels", {}), "spec.selector.matchLabels", where)
     expressions = selector.get("matchExpressions", [])
     if not isinstance(expressions, list):
-        _invalid(where, "spec.selector.matchExpressions must be a list")
-    for name, mapping in (
+        invalid(where, "spec.selector.matchExpressions must be a list")
+    for name, keys in (
         ("spec.selector.matchLabels", match_labels),
         ("spec.template.metadata.labels", pod_labels),
         ("spec.template.metadata.annotations", pod_annotations),
     ):
-        _check_reserved(mapping, name, where)
+        check_reserved(keys, name, where)
 
     if not match_labels and not expressions:
-        _invalid(where, "spec.selector needs matchLabels (or matchExpressions)")
+        invalid(where, "spec.selector needs matchLabels (or matchExpressions)")
     for key, value in match_labels.items():
         if pod_labels.get(key) != value:
-            _invalid(
+            invalid(
                 where,
                 f"spec.selector.matchLabels {key}={value} is not among spec.template.metadata.labels; "
                 "the selector must select the template's own labels",
             )
     for index, expression in enumerate(expressions):
         at = f"spec.selector.matchExpressions[{index}]"
-        if not _expression_matches(expression, pod_labels, at, where):
-            _invalid(where, f"{at} does not match spec.template.metadata.labels")
+        if not expression_matches(expression, pod_labels, at, where):
+            invalid(where, f"{at} does not match spec.template.metadata.labels")
 
-    pod_spec = _mapping(template.get("spec"), "spec.template.spec", where)
+    pod_spec = mapping(template.get("spec"), "spec.template.spec", where)
     names: set[str] = set()
     for list_name in ("containers", "initContainers"):
         containers = pod_spec.get(list_name, [])
         if not isinstance(containers, list) or (list_name == "containers" and not containers):
-            _invalid(where, f"spec.template.spec.{list_name} must be a non-empty list of containers")
+            invalid(where, f"spec.template.spec.{list_name} must be a non-empty list of containers")
         for index, container in enumerate(containers):
             at = f"spec.template.spec.{list_name}[{index}]"
             if not isinstance(container, dict):
-                _invalid(where, f"{at} must be a mapping")
+                invalid(where, f"{at} must be a mapping")
             for required in ("name", "image"):
                 if not isinstance(container.get(required), str) or not container[required]:
-                    _invalid(where, f"{at}.{required} must be a non-empty string")
+                    invalid(where, f"{at}.{required} must be a non-empty string")
             if container["name"] in names:
-                _invalid(where, f"{at}.name {container['name']!r} is used by more than one container")
+                invalid(where, f"{at}.name {container['name']!r} is used by more than one container")
             names.add(container["name"])
-
-
-def _check_reserved(mapping: Mapping[str, str], name: str, where: str) -> None:
-    for key in mapping:
-        if key.startswith(RESERVED_PREFIX):
-            _invalid(
-                where,
-                f"{name} {key!r} uses the reserved prefix {RESERVED_PREFIX}; the operator sets those "
-                "labels and annotations itself, remove it",
-            )
-
-
-def _expression_matches(expression: object, labels: Mapping[str, str], at: str, where: str) -> bool:
-    """Evaluate one label selector requirement against ``labels``."""
-    if not isinstance(expression, dict) or not isinstance(expression.get("key"), str):
-        _invalid(where, f"{at} must be a mapping with a string key")
-    expr = cast(dict[str, Any], expression)
-    operator: object = expr.get("operator")
-    values: object = expr.get("values", [])
-    if operator not in _SELECTOR_OPERATORS:
-        _invalid(where, f"{at}.operator must be one of {', '.join(_SELECTOR_OPERATORS)}")
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        _invalid(where, f"{at}.values must be a list of strings")
-    if (operator in ("In", "NotIn")) != bool(values):
-        _invalid(where, f"{at}.values must be non-empty for In/NotIn and empty for Exists/DoesNotExist")
-    key: str = expr["key"]
-    if key.startswith(RESERVED_PREFIX):
-        _invalid(where, f"{at}.key {key!r} uses the reserved prefix {RESERVED_PREFIX}; remove it")
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    return (key in labels) == (operator == "Exists")
-
-
-def _normalize(value: object, where: str) -> Any:
-    """Deep copy of a loaded document with nulls in mappings dropped; refuses non-JSON values."""
-    budget = [MAX_VALUES]
-
-    def walk(node: object, at: str, depth: int) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise ManifestError(
-                "ManifestTooLarge", f"{where} expands to more than {MAX_VALUES} values (YAML aliases?)."
-            )
-        if depth > MAX_DEPTH:
-            raise ManifestError("InvalidYAML", f"{where} is nested more than {MAX_DEPTH} levels deep.")
-        if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            for key, item in node.items():
-                if not isinstance(key, str):
-                    raise ManifestError(
-                        "InvalidYAML", f"{where}: key {key!r} under {at or 'the top'} must be a string."
-                    )
-                if item is not None:
-                    out[key] = walk(item, f"{at}.{key}" if at else key, depth + 1)
-            return out
-        if isinstance(node, list):
-            return [walk(item, f"{at}[{index}]", depth + 1) for index, item in enumerate(node)]
-        if isinstance(node, float) and not math.isfinite(node):
-            raise ManifestError("InvalidYAML", f"{where}: {at} is {node}, which JSON cannot hold.")
-        if node is None or isinstance(node, str | int | float | bool):
-            return node
-        raise ManifestError(
-            "InvalidYAML",
-            f"{where}: {at or 'the document'} is a {_kind_of(node)}; only JSON values are allowed "
-            "(quote it if it is meant as text).",
-        )
-
-    return walk(value, "", 0)
-
-
-def _mapping(value: object, name: str, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        _invalid(where, f"{name} must be a mapping" + (" (it is missing)" if value is None else ""))
-    return cast(dict[str, Any], value)
-
-
-def _string_map(value: object, name: str, where: str) -> dict[str, str]:
-    mapping = _mapping(value, name, where)
-    for key, item in mapping.items():
-        if not isinstance(item, str):
-            _invalid(where, f"{name}.{key} must be a string, not {item!r} (quote it)")
-    return cast(dict[str, str], mapping)
-
-
-def _invalid(where: str, problem: str) -> NoReturn:
-    raise ManifestError("InvalidDeployment", f"{where}: {problem}.")
-
-
-def _kind_of(value: object) -> str:
-    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _one_line(exc: yaml.YAMLError) -> str:
-    return " ".join(str(exc).split())

@@ -47,6 +47,7 @@ SourceReason = Literal[
     "InvalidPath",
     "NotAFile",
     "ManifestTooLarge",
+    "TooManyFiles",
     "InvalidURL",
     "FetchFailed",
     "InvalidSecret",

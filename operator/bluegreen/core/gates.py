@@ -37,6 +37,7 @@ from bluegreen.core.plans import (
     Plan,
     Settings,
     all_passed,
+    bring_up_replicas,
     first_failure,
     names_commit,
 )
@@ -115,9 +116,10 @@ def marked(desired: Desired, observed: Observed, settings: Settings, target: Col
     retry = observed.requests.retry
     if names_commit(retry, desired.commit):
         assert retry is not None
+        replicas = bring_up_replicas(desired, observed, target)
         message = (f"retrying commit {short(desired.commit)}: its {state.failed_reason} mark is cleared and "
-                   f"{target} is scaled to {desired.replicas} replicas")
-        return Plan(Action.RETRY, "Retry", message, Phase.PROGRESSING, color=target, replicas=desired.replicas,
+                   f"{target} is scaled to {replicas} replicas")
+        return Plan(Action.RETRY, "Retry", message, Phase.PROGRESSING, color=target, replicas=replicas,
                     active=active, scale_down_at=keep, answers=(Answer("retry", retry, True, message),))
     if state.replicas > 0:
         return Plan(Action.SCALE_DOWN, "ScaleDownFailedColor",

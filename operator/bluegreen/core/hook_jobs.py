@@ -22,7 +22,6 @@ from typing import Any, Final, NoReturn, cast
 
 import yaml
 
-from bluegreen.core.desired import DEFAULT_MAX_BYTES, ManifestError, _Loader, _normalize
 from bluegreen.core.errors import ReasonedError
 from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
@@ -33,6 +32,7 @@ from bluegreen.core.spec import (
     Color,
     ReleaseRef,
 )
+from bluegreen.core.yaml_docs import DEFAULT_MAX_BYTES, ManifestError, ManifestLoader, normalize
 
 INVALID_JOB_MANIFEST: Final = "InvalidJobManifest"
 ANNOTATION_CHECK: Final = "bluegreen.dev/check"
@@ -105,11 +105,11 @@ def parse_job_manifest(content: str | bytes, *, namespace: str, path: str,
     except UnicodeDecodeError as exc:
         raise JobManifestError(f"{where} is not UTF-8 text ({exc.reason}).") from None
     try:
-        documents = [doc for doc in yaml.load_all(decoded, Loader=_Loader) if doc is not None]
+        documents = [doc for doc in yaml.load_all(decoded, Loader=ManifestLoader) if doc is not None]
         if len(documents) != 1:
             found = "no document" if not documents else f"{len(documents)} documents"
             _invalid(where, f"must hold exactly one YAML document (a batch/v1 Job); found {found}")
-        doc = _normalize(documents[0], where)
+        doc = normalize(documents[0], where)
     except yaml.YAMLError as exc:
         raise JobManifestError(f"{where} is not valid YAML: {' '.join(str(exc).split())}.") from None
     except RecursionError:

@@ -12,9 +12,10 @@ Rules, in order (the first that applies decides):
 2. No Service, nothing to do but wait for it.
 3. The active colour already runs the desired template: while the previous colour is warm, run the
    post-promotion checks (a failure, or an abort, switches back: ``gates.after_switch``); keep its replica
-   count equal to the manifest's, point the preview Service at the idle colour, keep the previous colour warm
-   until its scale-down time (and its checks passed), then scale it to 0 (the Deployment stays). With nothing
-   warm any more and no pod of it left, run the commit's contract migration (``migrations.contract_step``).
+   count equal to the manifest's (with an HPA the count is the HPA's: it is left alone unless 0), point the
+   preview Service at the idle colour, keep the previous colour warm until its scale-down time (and its checks
+   passed), then scale it to 0 (the Deployment stays). With nothing warm any more and no pod of it left, run
+   the commit's contract migration (``migrations.contract_step``).
 4. The other colour runs the desired template (a release under way, or a ``git revert`` to what the previous
    colour still runs): scale it up if it was scaled down, wait until every replica is updated, ready and
    available, run the pre-promotion checks and (Manual mode) wait for a promote (``gates.before_switch``),
@@ -26,6 +27,10 @@ Rules, in order (the first that applies decides):
 5. No colour runs the desired template: apply it to the idle colour (blue for the first release), once the
    commit's expand migration passed. This also supersedes a release under way, whose idle colour is simply
    overwritten.
+
+A colour is brought up (rules 4 and 5) at the manifest's replica count; when the source has an HPA, at the
+serving colour's current count instead, within the HPA's minReplicas..maxReplicas (``bring_up_replicas``), so a
+cut-over under load never drops capacity, and a colour being brought up is not rescaled (its HPA owns it).
 
 A hand-edited selector is healed by rules 3/4: the colour running the desired template is where traffic
 belongs (when the release's status already names that colour as active, the switch back is ``SelectorDrift``,
@@ -55,6 +60,7 @@ from bluegreen.core.plans import (
     Requests,
     ServiceState,
     Settings,
+    bring_up_replicas,
 )
 from bluegreen.core.spec import Color
 from bluegreen.core.timestamps import format_time
@@ -92,10 +98,17 @@ def _plan(desired: Desired | None, observed: Observed, settings: Settings, now: 
     if target is not None:
         return _promote(desired, observed, settings, now, target)
     idle = active.other if active is not None else _first_color(observed)
-    return migrations.expand_first(Plan(Action.APPLY, "NewRelease",
-                                        f"applying commit {desired.commit[:12]} to the idle colour {idle}",
-                                        Phase.PROGRESSING, color=idle, replicas=desired.replicas, active=active,
-                                        scale_down_at=None), desired, observed, settings)
+    replicas = bring_up_replicas(desired, observed, idle)
+    return migrations.expand_first(
+        Plan(Action.APPLY, "NewRelease",
+             f"applying commit {desired.commit[:12]} to the idle colour {idle}"
+             f"{'' if desired.autoscale is None else f' at {replicas} replicas'}{_autoscaled(desired)}",
+             Phase.PROGRESSING, color=idle, replicas=replicas, active=active, scale_down_at=None),
+        desired, observed, settings)
+
+
+def _autoscaled(desired: Desired) -> str:
+    return "" if desired.autoscale is None else " (an HPA scales it from there)"
 
 
 def candidate_color(desired: Desired | None, observed: Observed) -> Color | None:
@@ -134,10 +147,11 @@ def _serving_step(desired: Desired, observed: Observed, settings: Settings, now:
     window = gates.after_switch(desired, observed, settings, active)
     if window is not None and window.action is not Action.RUN_CHECKS:
         return window  # a rollback (or a mark with nothing to go back to) comes before anything else
-    if current.replicas != desired.replicas:
+    if current.replicas != desired.replicas and (desired.autoscale is None or current.replicas == 0):
+        replicas = bring_up_replicas(desired, observed, active)  # with an HPA, its count stands (unless 0)
         return Plan(Action.SCALE, "ReplicasChanged",
-                    f"scaling the active colour {active} from {current.replicas} to {desired.replicas} replicas",
-                    Phase.PROGRESSING, color=active, replicas=desired.replicas, active=active,
+                    f"scaling the active colour {active} from {current.replicas} to {replicas} replicas",
+                    Phase.PROGRESSING, color=active, replicas=replicas, active=active,
                     scale_down_at=observed.scale_down_at)
     if window is not None:
         return window  # the post-promotion checks run: the previous colour stays warm, whatever its delay
@@ -185,14 +199,16 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
     aborted = gates.abort_before_switch(desired, observed, target)
     if aborted is not None:
         return aborted
-    if state.replicas != desired.replicas:
+    replicas = bring_up_replicas(desired, observed, target)
+    if state.replicas != replicas and (desired.autoscale is None or state.replicas == 0):  # an HPA's count stands
         kind = "ReplicasChanged"
         if state.replicas == 0:
             kind = "Retry" if state.failed_commit else "ColdRollback"
         return migrations.expand_first(
-            Plan(Action.SCALE, kind, f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} "
-                                     "replicas", Phase.PROGRESSING, color=target, replicas=desired.replicas,
-                 active=active, scale_down_at=keep), desired, observed, settings)
+            Plan(Action.SCALE, kind,
+                 f"scaling {target} (commit {(state.commit or '?')[:12]}) to {replicas} replicas{_autoscaled(desired)}",
+                 Phase.PROGRESSING, color=target, replicas=replicas, active=active, scale_down_at=keep),
+            desired, observed, settings)
     if observed.recorded_active is target and state.replicas > 0:
         # The status says this colour serves: the selector was edited by hand. Put it back whatever the colour's
         # readiness (it served until the edit; it is never abandoned). Not a release: no history entry, and the

@@ -77,6 +77,10 @@ class ColorState:
     failed_message: str = ""
     expand_job: str | None = None
     """The uid of the expand Job that ran before this colour was last brought up (``bluegreen.dev/expand-job``)."""
+    autoscaler: str | None = None
+    """The colour's HorizontalPodAutoscaler copy while it has one (``bluegreen.dev/autoscaler``)."""
+    disruption_budget: str | None = None
+    """The colour's PodDisruptionBudget copy (``bluegreen.dev/disruption-budget``)."""
 
     @property
     def fully_available(self) -> bool:
@@ -195,6 +199,20 @@ class Desired:
     commit: str
     template_hash: str
     replicas: int
+    autoscale: tuple[int, int] | None = None
+    """(minReplicas, maxReplicas) of the source's HorizontalPodAutoscaler: it owns the replica count."""
+
+
+def bring_up_replicas(desired: Desired, observed: Observed, target: Color) -> int:
+    """Replicas to bring ``target`` up with: the manifest's; with an HPA, the current count of the colour that
+    serves (so a cut-over under load keeps its capacity), or the manifest's when none does, within the HPA's
+    minReplicas..maxReplicas."""
+    if desired.autoscale is None:
+        return desired.replicas
+    active = observed.service.color
+    serving = observed.color(active).replicas if active is not None and active is not target else 0
+    low, high = desired.autoscale
+    return min(max(serving or desired.replicas, low), high)
 
 
 @dataclass(frozen=True)

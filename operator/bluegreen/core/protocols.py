@@ -6,7 +6,7 @@ The adapters implement them (``bluegreen.kube.cluster.KubeCluster``, ``bluegreen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from bluegreen.core.commits import Snapshot
@@ -30,6 +30,14 @@ class Cluster(Protocol):
         only when a contract migration waits for the last of them."""
         ...
     def apply_deployment(self, body: Mapping[str, Any]) -> None: ...
+    def apply_config_maps(self, release: ReleaseRef, color: Color, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Apply the colour's ConfigMap copies; return the names of its other copies (for deletion)."""
+        ...
+    def delete_config_maps(self, namespace: str, names: Sequence[str]) -> None: ...
+    def apply_object(self, body: Mapping[str, Any], *, known: bool) -> None:
+        """Apply a colour's HPA or PDB copy (``known``: the colour's Deployment names it already)."""
+        ...
+    def delete_object(self, namespace: str, api_version: str, kind: str, name: str) -> None: ...
     def scale(self, release: ReleaseRef, color: Color, replicas: int,
               annotations: Mapping[str, str | None]) -> None: ...
     def switch_selector(self, namespace: str, service: str, color: Color) -> None: ...
@@ -41,7 +49,8 @@ class Cluster(Protocol):
 
 
 class Source(Protocol):
-    """One file at the commit a ref points to, another file of a commit already fetched, and a commit's
+    """``spec.source.path`` at the commit a ref points to (a file, or a directory's ``.yaml``/``.yml`` files:
+    ``Snapshot.files``), another file of a commit already fetched (never a directory), and a commit's
     signature. Raises ``SourceError``."""
 
     def snapshot(self, url: str, ref: GitRef, path: str, *, credentials: Credentials | None = None,

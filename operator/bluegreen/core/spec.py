@@ -51,6 +51,11 @@ colour; the commit is marked aborted). Removed by the operator once handled."""
 ANNOTATION_RETRY = "bluegreen.dev/retry"
 """On a release: ``<commit>``: clear the failed/aborted/abandoned mark of that commit and release it again.
 Removed by the operator once handled."""
+ANNOTATION_AUTOSCALER = "bluegreen.dev/autoscaler"
+"""On a colour's Deployment: the name of its HorizontalPodAutoscaler copy while it has one (removed when the
+colour is scaled down, with the HPA)."""
+ANNOTATION_DISRUPTION_BUDGET = "bluegreen.dev/disruption-budget"
+"""On a colour's Deployment: the name of its PodDisruptionBudget copy."""
 LABEL_HOOK = "bluegreen.dev/hook"
 """On a Job the operator runs for a commit: ``prePromotion``, ``postPromotion``, ``expand`` or ``contract``."""
 ANNOTATION_EXPAND_JOB = "bluegreen.dev/expand-job"

@@ -1,5 +1,6 @@
 """Lookups in a mirror, without network access: a ref to its commit as the remote advertised it, and one
-file at a commit (escaping paths, symlinks and oversized blobs refused)."""
+file, or the manifest files of one directory, at a commit (escaping paths, symlinks, submodules and oversized
+blobs refused)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from bluegreen.git.remote import Remote
 
 SUMMARY_MAX_CHARS: Final = 200
 DEFAULT_MAX_BYTES: Final = 1_000_000
+MAX_FILES: Final = 50
+"""Most manifest files a source directory may hold."""
+MANIFEST_SUFFIXES: Final = (".yaml", ".yml")
 
 
 def mirror_commit(mirror: Path, remote: Remote, commit_sha: str) -> tuple[pygit2.Repository, pygit2.Commit]:
@@ -150,13 +154,52 @@ def split_path(path: str) -> list[str]:
     if ".." in parts:
         raise SourceError("InvalidPath", f"Path {path!r} must not contain '..'.")
     if not parts:
-        raise SourceError("InvalidPath", f"Path {path!r} must name a file in the repository.")
+        raise SourceError("InvalidPath", f"Path {path!r} must name a file or directory in the repository.")
     return parts
 
 
 def read_blob(
     repo: pygit2.Repository, commit: pygit2.Commit, parts: list[str], remote: Remote, max_bytes: int
 ) -> bytes:
+    """The bytes of the file at ``parts``: a directory, symlink or submodule is ``NotAFile``."""
+    found = _walk(repo, commit, parts, remote)
+    if isinstance(found, pygit2.Tree):
+        raise SourceError("NotAFile", f"{'/'.join(parts)!r} is a directory at commit {str(commit.id)[:7]}; point "
+                                      "spec.source.path at a file.")
+    return _blob_data(repo, found, "/".join(parts), f"at commit {str(commit.id)[:7]}", max_bytes)
+
+
+def read_path(
+    repo: pygit2.Repository, commit: pygit2.Commit, parts: list[str], remote: Remote, max_bytes: int,
+    max_files: int = MAX_FILES,
+) -> bytes | tuple[tuple[str, bytes], ...]:
+    """The file at ``parts``, or for a directory its ``.yaml``/``.yml`` files directly inside it as (repository
+    path, bytes) by name: subdirectories and other files are not read; a manifest that is a symlink or a
+    submodule is ``NotAFile``, each file is held to ``max_bytes``, and more than ``max_files`` is
+    ``TooManyFiles``."""
+    path, where = "/".join(parts), f"at commit {str(commit.id)[:7]}"
+    found = _walk(repo, commit, parts, remote)
+    if not isinstance(found, pygit2.Tree):
+        return _blob_data(repo, found, path, where, max_bytes)
+    manifests: list[tuple[str, pygit2.Blob]] = []
+    for child in found:  # iterated, never looked up by name (see _entry)
+        name, mode = child.name or "", int(child.filemode)
+        if not name.endswith(MANIFEST_SUFFIXES) or mode == FileMode.TREE:
+            continue
+        at = f"{path}/{name}"
+        if mode == FileMode.LINK:
+            raise SourceError("NotAFile", f"{at!r} is a symbolic link {where}; symlinks are not followed, commit "
+                                          "the file itself.")
+        if mode == FileMode.COMMIT or not isinstance(child, pygit2.Blob):
+            raise SourceError("NotAFile", f"{at!r} is a submodule {where}; it cannot be read.")
+        manifests.append((at, child))
+    if len(manifests) > max_files:
+        raise SourceError("TooManyFiles", f"{path!r} holds {len(manifests)} .yaml/.yml files {where}; the limit is "
+                                          f"{max_files}: a source directory holds one release's manifests.")
+    return tuple(sorted((at, _blob_data(repo, blob, at, where, max_bytes)) for at, blob in manifests))
+
+
+def _walk(repo: pygit2.Repository, commit: pygit2.Commit, parts: list[str], remote: Remote) -> pygit2.Object:
     """Walk the tree one component at a time, so that a symlink anywhere on the way is refused."""
     path = "/".join(parts)
     where = f"at commit {str(commit.id)[:7]}"
@@ -170,32 +213,30 @@ def read_blob(
                 f"{path!r} does not exist {where} of {remote.display}; check spec.source.path.",
             )
         mode, obj = entry
-        last = depth == len(parts) - 1
         if mode == FileMode.LINK:
             raise SourceError(
                 "NotAFile",
                 f"{so_far!r} is a symbolic link {where}; symlinks are not followed, "
                 "point spec.source.path at the real file.",
             )
-        if mode == FileMode.COMMIT:
+        if mode == FileMode.COMMIT or obj is None:
             raise SourceError("NotAFile", f"{so_far!r} is a submodule {where}; it cannot be read.")
-        if not last:
-            if not isinstance(obj, pygit2.Tree):
-                raise SourceError(
-                    "PathNotFound",
-                    f"{path!r} does not exist {where} of {remote.display}: {so_far!r} is a file.",
-                )
-            tree = obj
-            continue
-        if isinstance(obj, pygit2.Tree):
+        if depth == len(parts) - 1:
+            return obj
+        if not isinstance(obj, pygit2.Tree):
             raise SourceError(
-                "NotAFile", f"{path!r} is a directory {where}; point spec.source.path at a file."
+                "PathNotFound",
+                f"{path!r} does not exist {where} of {remote.display}: {so_far!r} is a file.",
             )
-        if isinstance(obj, pygit2.Blob):
-            _check_size(repo, obj, path, where, max_bytes)
-            return obj.data
-        raise SourceError("NotAFile", f"{path!r} is not a regular file {where}.")
+        tree = obj
     raise AssertionError("unreachable: parts is never empty")
+
+
+def _blob_data(repo: pygit2.Repository, obj: pygit2.Object, path: str, where: str, max_bytes: int) -> bytes:
+    if not isinstance(obj, pygit2.Blob):
+        raise SourceError("NotAFile", f"{path!r} is not a regular file {where}.")
+    _check_size(repo, obj, path, where, max_bytes)
+    return obj.data
 
 
 def _check_size(repo: pygit2.Repository, blob: pygit2.Blob, path: str, where: str, max_bytes: int) -> None:
@@ -205,7 +246,7 @@ def _check_size(repo: pygit2.Repository, blob: pygit2.Blob, path: str, where: st
         raise SourceError(
             "ManifestTooLarge",
             f"{path!r} is {size} bytes {where}, more than the limit of {max_bytes} bytes; "
-            "point spec.source.path at the Deployment manifest.",
+            "point spec.source.path at the release's manifests.",
         )
 
 

@@ -18,6 +18,8 @@ blobs in a mirror), ``cache`` and ``compaction`` (mirror directories, garbage co
   ``CommitInfo.refreshed_at`` tells when the mirror last contacted the remote (start of that ls-remote).
 - ``GitSource.read`` reads a file at a commit from the mirror without network access, refusing escaping
   paths, symlinks, and blobs over ``max_bytes`` (measured from the object header, before loading it).
+  ``GitSource.snapshot`` (``spec.source.path``) also reads a directory: its ``.yaml``/``.yml`` files directly
+  inside it, by the same rules (``lookup.read_path``: subdirectories and other files are not read).
 - ``GitSource.signature`` returns a commit's ``gpgsig`` signature and signed payload (OpenPGP or SSH).
 
 Mirrors. There is one bare mirror per normalized URL and ``Credentials.fingerprint()``: callers with the
@@ -70,7 +72,15 @@ from bluegreen.core.spec import GitRef
 from bluegreen.git.cache import RETAIN_SECONDS, STALE_AFTER_SECONDS, MirrorCache
 from bluegreen.git.compaction import PACK_LIMIT, CompactionResult
 from bluegreen.git.isolated import sync_isolated
-from bluegreen.git.lookup import DEFAULT_MAX_BYTES, commit_info, mirror_commit, read_blob, resolve, split_path
+from bluegreen.git.lookup import (
+    DEFAULT_MAX_BYTES,
+    commit_info,
+    mirror_commit,
+    read_blob,
+    read_path,
+    resolve,
+    split_path,
+)
 from bluegreen.git.mirrors import STATES_GUARD, MirrorState, hand_out, record, reuse, state_for, touch
 from bluegreen.git.remote import Remote, check_ref, check_transport, parse_url
 from bluegreen.git.settings import millis, transport_settings
@@ -175,19 +185,7 @@ class GitSource(MirrorCache):
         Symlinks are not followed: a symlink, a directory or a submodule is ``NotAFile``; a file larger than
         ``max_bytes`` is ``ManifestTooLarge`` (and is not loaded).
         """
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        remote = parse_url(url)
-        parts = split_path(path)
-        mirror = self._mirror_dir(remote, credentials)
-        state = state_for(mirror)
-        with state.lock:
-            repo, commit = mirror_commit(mirror, remote, commit_sha)
-            try:
-                content = read_blob(repo, commit, parts, remote, max_bytes)
-                return Snapshot(commit_info(commit, state.refreshed_at), "/".join(parts), content)
-            finally:
-                repo.free()
+        return self._read(url, commit_sha, path, credentials, max_bytes, directory=False)
 
     def snapshot(
         self,
@@ -199,11 +197,33 @@ class GitSource(MirrorCache):
         not_before: float | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> Snapshot:
-        """``fetch`` then ``read``: ``path`` as of the commit ``ref`` points to now."""
+        """``fetch`` then read ``path`` as of the commit ``ref`` points to now: a file, or a directory's
+        ``.yaml``/``.yml`` files (``Snapshot.files``; each held to ``max_bytes``)."""
         split_path(path)  # refuse a bad path before touching the network
         info = self.fetch(url, ref, credentials=credentials, not_before=not_before)
-        snap = self.read(url, info.sha, path, credentials=credentials, max_bytes=max_bytes)
-        return Snapshot(info, snap.path, snap.content)
+        snap = self._read(url, info.sha, path, credentials, max_bytes, directory=True)
+        return Snapshot(info, snap.path, snap.content, snap.files)
+
+    def _read(self, url: str, commit_sha: str, path: str, credentials: Credentials | None, max_bytes: int, *,
+              directory: bool) -> Snapshot:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        remote = parse_url(url)
+        parts = split_path(path)
+        mirror = self._mirror_dir(remote, credentials)
+        state = state_for(mirror)
+        with state.lock:
+            repo, commit = mirror_commit(mirror, remote, commit_sha)
+            try:
+                info = commit_info(commit, state.refreshed_at)
+                if not directory:
+                    return Snapshot(info, "/".join(parts), read_blob(repo, commit, parts, remote, max_bytes))
+                found = read_path(repo, commit, parts, remote, max_bytes)
+                if isinstance(found, bytes):
+                    return Snapshot(info, "/".join(parts), found)
+                return Snapshot(info, "/".join(parts), b"", found)
+            finally:
+                repo.free()
 
     def signature(
         self, url: str, commit_sha: str, *, credentials: Credentials | None = None

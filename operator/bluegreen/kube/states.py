@@ -13,8 +13,10 @@ from bluegreen.core.errors import ClusterError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
+    ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
     ANNOTATION_EXPAND_JOB,
+    ANNOTATION_DISRUPTION_BUDGET,
     ANNOTATION_FAILED_COMMIT,
     ANNOTATION_FAILED_MESSAGE,
     ANNOTATION_FAILED_REASON,
@@ -95,6 +97,8 @@ def deployment_record(body: Mapping[str, Any]) -> DeploymentRecord | None:
         available_replicas=int(status.get("availableReplicas", 0)),
         rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
         expand_job=annotations.get(ANNOTATION_EXPAND_JOB) or None,
+        autoscaler=annotations.get(ANNOTATION_AUTOSCALER) or None,
+        disruption_budget=annotations.get(ANNOTATION_DISRUPTION_BUDGET) or None,
         **failure_mark(annotations),
     )
     return DeploymentRecord(release, str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state)

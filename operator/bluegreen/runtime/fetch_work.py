@@ -1,5 +1,6 @@
 """What one run of a feed does, on a fetch thread (never in a pass): read the credentials Secret, fetch each
-ref once, read each release's file, verify the commit's signature (gpg/ssh-keygen), parse the manifest, and
+ref once, read each release's file or directory, verify the commit's signature (gpg/ssh-keygen), parse the
+manifests (``core.bundle``: the Deployment, its ConfigMaps, HPA and PDB), and
 read and parse the hook Job manifests the release names (``Subscription.job_paths``) at the same commit.
 
 A result says what this check found: the commit and its manifest, or why there is nothing to release (a
@@ -16,9 +17,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Protocol
 
+from bluegreen.core.bundle import parse_source
 from bluegreen.core.commits import CommitInfo, Snapshot
 from bluegreen.core.credentials import Credentials
-from bluegreen.core.desired import ManifestError, parse_manifest
+from bluegreen.core.desired import ManifestError
 from bluegreen.core.errors import Outcome, SourceError, VerifyError
 from bluegreen.core.hook_jobs import JobManifest, JobManifestError, parse_job_manifest
 from bluegreen.core.protocols import Source, Verifier
@@ -77,7 +79,7 @@ class _Run:
                 job_manifests = previous.job_manifests
         else:
             try:
-                template = parse_manifest(got.content, namespace=sub.release[0], path=sub.path)
+                template = parse_source(got, namespace=sub.release[0])
             except ManifestError as exc:
                 return SourceResult(Outcome(False, exc.reason, f"commit {commit.short_sha}: {exc.message}", commit.sha),
                                     commit, None, verified, self.work.started)

@@ -62,6 +62,7 @@ from bluegreen.hooks.hook_jobs import HookJobs
 from bluegreen.hooks.http_checks import HttpCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.logs import get_logger
+from bluegreen.runtime.companion_step import CompanionStep
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.gate_step import GateStep, awaiting_status, checks_status, requests_of
 from bluegreen.runtime.memory import Memory
@@ -112,6 +113,7 @@ class Reconciler:
         self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
                                                  random=lambda: 0.0)  # inline: no jitter, checks exactly on time
         self.sources = SourceStep(self.fetcher, monotonic)
+        self.companions = CompanionStep(cluster)
         self._memory: dict[tuple[str, str], Memory] = {}
         self._guard = threading.Lock()
 
@@ -221,21 +223,26 @@ class Reconciler:
         return self.migrations.observe(run.release, run.spec, run.memory, observed, desired, settings)
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
-        """Perform the one write ``step`` names."""
+        """Perform the one write ``step`` names, with the colour's copies (``runtime.companion_step``)."""
         release, spec, memory = run.release, run.spec, run.memory
         assert step.color is not None
         stamp = format_time(now)
+        state = observed.color(step.color)
+        owner = owner_reference(release.name, release.uid) if spec.owns_deployments and release.uid else None
         if step.action is Action.APPLY:
             assert memory.template is not None and memory.commit is not None and step.replicas is not None
-            owner = owner_reference(release.name, release.uid) if spec.owns_deployments and release.uid else None
             body = render_deployment(memory.template, release=release.name, namespace=release.namespace,
                                      color=step.color, commit=memory.commit.sha, replicas=step.replicas, owner=owner)
             body["metadata"]["annotations"][ANNOTATION_ROLLOUT_STARTED_AT] = stamp
             if step.expanded:
                 body["metadata"]["annotations"][ANNOTATION_EXPAND_JOB] = step.expanded
+            prepared = self.companions.before_deployment(release, step.color, memory.template, memory.commit.sha,
+                                                         owner, state)
             self.cluster.apply_deployment(body)
-            if observed.color(step.color).failed_commit:
-                self.cluster.scale(release, step.color, step.replicas, UNMARK)
+            cleanup = {**(UNMARK if state.failed_commit else {}), **prepared.cleared}
+            if cleanup:
+                self.cluster.scale(release, step.color, step.replicas, cleanup)
+            self.companions.after_deployment(release, prepared)
         elif step.action in (Action.SCALE, Action.RETRY):
             assert step.replicas is not None
             starting = step.color != observed.service.color
@@ -245,15 +252,20 @@ class Reconciler:
                 annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
             if step.expanded:
                 annotations[ANNOTATION_EXPAND_JOB] = step.expanded  # the expand this bring-up follows
+            if memory.template is not None and memory.commit is not None:  # a scaled-down colour gets its HPA back
+                annotations.update(self.companions.start_autoscaler(release, step.color, memory.template,
+                                                                    memory.commit.sha, owner, state))
             self.cluster.scale(release, step.color, step.replicas, annotations)
             if step.action is Action.RETRY and memory.commit is not None:
                 self.gates.rerun(release, spec, memory.commit.sha, step.color)  # its checks run again from the start
                 memory.checks = {}
         elif step.action is Action.SCALE_DOWN:
-            self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None})
+            stopped = self.companions.stop_autoscaler(release, state)  # no HPA may scale a scaled-down colour up
+            self.cluster.scale(release, step.color, 0, {ANNOTATION_ROLLOUT_STARTED_AT: None, **stopped})
         elif step.action in (Action.ABANDON, Action.FAIL):
             assert memory.commit is not None
-            self.cluster.scale(release, step.color, 0, _mark(memory.commit.sha, step))
+            stopped = self.companions.stop_autoscaler(release, state)
+            self.cluster.scale(release, step.color, 0, {**_mark(memory.commit.sha, step), **stopped})
             self.gates.checks.cancel(release)
         elif step.action is Action.ROLLBACK:
             assert memory.commit is not None
@@ -416,4 +428,5 @@ def _desired(memory: Memory) -> Desired | None:
     """What git asks for, once a commit and its manifest are known."""
     if memory.template is None or memory.commit is None:
         return None
-    return Desired(memory.commit.sha, memory.template.template_hash, memory.template.replicas)
+    return Desired(memory.commit.sha, memory.template.template_hash, memory.template.replicas,
+                   memory.template.autoscale)
