@@ -24,8 +24,8 @@ from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_AUTOSCALER,
     ANNOTATION_COMMIT,
-    ANNOTATION_EXPAND_JOB,
     ANNOTATION_DISRUPTION_BUDGET,
+    ANNOTATION_EXPAND_JOB,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_TEMPLATE_HASH,
@@ -106,9 +106,8 @@ class RecordingCluster:
             updated_replicas=status.get("updatedReplicas", 0), ready_replicas=status.get("readyReplicas", 0),
             available_replicas=status.get("availableReplicas", 0),
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-            expand_job=annotations.get(ANNOTATION_EXPAND_JOB), **failure_mark(annotations))
-            autoscaler=annotations.get(ANNOTATION_AUTOSCALER), disruption_budget=annotations.get(
-                ANNOTATION_DISRUPTION_BUDGET), **failure_mark(annotations))
+            expand_job=annotations.get(ANNOTATION_EXPAND_JOB), autoscaler=annotations.get(ANNOTATION_AUTOSCALER),
+            disruption_budget=annotations.get(ANNOTATION_DISRUPTION_BUDGET), **failure_mark(annotations))
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         selector = self.selectors.get(name)
