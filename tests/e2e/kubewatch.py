@@ -1,4 +1,4 @@
-"""A recorder of every watch event of some kinds (pods, Jobs, Deployments) in one namespace, for assertions on
+"""A recorder of every watch event of some kinds (pods, Jobs, Deployments, Services) in one namespace, for assertions on
 the order in which things happened during a release: which Job was created after which pod was gone.
 
 Order is proven by ``resourceVersion``: on one etcd (the local control plane, kind...) it is etcd's revision,
@@ -23,7 +23,7 @@ class Seen:
     """One watch event."""
 
     kind: str
-    """``pod``, ``job`` or ``deployment``."""
+    """``pod``, ``job``, ``deployment`` or ``service``."""
     type: str
     """``ADDED``, ``MODIFIED`` or ``DELETED``."""
     name: str
@@ -34,6 +34,9 @@ class Seen:
     obj: Any
 
 
+KINDS = ("pod", "job", "deployment", "service")
+
+
 def _lister(api: client.ApiClient, kind: str) -> Callable[..., Any]:
     if kind == "pod":
         return client.CoreV1Api(api).list_namespaced_pod
@@ -41,13 +44,15 @@ def _lister(api: client.ApiClient, kind: str) -> Callable[..., Any]:
         return client.BatchV1Api(api).list_namespaced_job
     if kind == "deployment":
         return client.AppsV1Api(api).list_namespaced_deployment
+    if kind == "service":
+        return client.CoreV1Api(api).list_namespaced_service
     raise ValueError(f"no lister for {kind!r}")
 
 
 class NamespaceRecorder:
     """``with NamespaceRecorder(api, ns) as events: ...``: every event of the kinds, from the start on."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, kinds: tuple[str, ...] = ("pod", "job", "deployment")):
+    def __init__(self, api: client.ApiClient, namespace: str, kinds: tuple[str, ...] = KINDS) -> None:
         self.api, self.namespace, self.kinds = api, namespace, kinds
         self.events: list[Seen] = []
         self._lock = threading.Lock()
@@ -55,6 +60,7 @@ class NamespaceRecorder:
         self._watches: list[watch.Watch] = []
         self._threads: list[threading.Thread] = []
         self._ready: list[threading.Event] = []
+        self._checkpoints: dict[int, float] = {}
 
     def _run(self, kind: str, ready: threading.Event) -> None:
         lister = _lister(self.api, kind)
@@ -109,7 +115,14 @@ class NamespaceRecorder:
         with self._lock:
             return iter(list(self.events))
 
-    def latest_revision(self) -> int:
-        """The newest revision seen so far (0 before any event)."""
-        with self._lock:
-            return max((e.revision for e in self.events), default=0)
+    def checkpoint(self) -> int:
+        """The cluster's revision now (a quorum list), remembered with the time: events after this moment have
+        a larger revision."""
+        listing = client.CoreV1Api(self.api).list_namespaced_config_map(self.namespace, limit=1)
+        revision = int(listing.metadata.resource_version)
+        self._checkpoints[revision] = time.monotonic()
+        return revision
+
+    def mark_at(self, revision: int) -> float:
+        """When ``checkpoint()`` returned ``revision`` (monotonic)."""
+        return self._checkpoints[revision]

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from appmanifest import app_manifest
 from kubernetes import client
+from kubewatch import NamespaceRecorder, Seen
 from zerodowntime import TIMEOUT, PhasedLoad
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
@@ -165,3 +166,82 @@ class Timeline:
             previous = at
         return out
 
+
+
+# ---- what the recorder saw (tests/e2e/kubewatch.py) -------------------------------------------------------
+def _job_of(event: Seen, hook: str, commit: str) -> bool:
+    meta = event.obj.metadata
+    return (meta.labels or {}).get("bluegreen.dev/hook") == hook and \
+        (meta.annotations or {}).get("bluegreen.dev/commit") == commit
+
+
+def _finished(event: Seen) -> str | None:
+    conditions = event.obj.status.conditions if event.obj.status else None
+    return next((c.type for c in conditions or [] if c.status == "True" and c.type in ("Complete", "Failed")), None)
+
+
+def job_created(events: NamespaceRecorder, hook: str, commit: str) -> Seen | None:
+    """The first event of the ``hook`` Job of ``commit`` (its creation), if any."""
+    return next(iter(events.of("job", lambda e: _job_of(e, hook, commit))), None)
+
+
+def job_finished(events: NamespaceRecorder, hook: str, commit: str, verdict: str = "Complete") -> Seen | None:
+    """The first event showing that Job with condition ``verdict`` (Complete or Failed)."""
+    return next(iter(events.of("job", lambda e: _job_of(e, hook, commit) and _finished(e) == verdict)), None)
+
+
+def migration_jobs(events: NamespaceRecorder) -> dict[str, tuple[str, str]]:
+    """Every migration Job seen: name -> (hook, commit)."""
+    jobs = {}
+    for event in events.of("job"):
+        meta = event.obj.metadata
+        hook = (meta.labels or {}).get("bluegreen.dev/hook")
+        if hook in ("expand", "contract"):
+            jobs[event.name] = (hook, (meta.annotations or {}).get("bluegreen.dev/commit", ""))
+    return jobs
+
+
+def colour_changed(events: NamespaceRecorder, color: str, after: int, commit: str | None = None) -> Seen | None:
+    """The first event of Deployment ``shop-<color>`` after revision ``after`` that brought it up for a release:
+    created it or changed its spec (a new generation) with the annotation ``bluegreen.dev/commit: <commit>``
+    (any commit when None), or scaled it up from fewer replicas (a cold rollback). A scale-down is not one."""
+    generation = replicas = None
+    for event in events.of("deployment", lambda e: e.name == f"shop-{color}"):
+        spec = event.obj.spec
+        new_generation = generation is None or event.obj.metadata.generation != generation
+        scaled_up = replicas is not None and (spec.replicas or 0) > replicas
+        applied = new_generation and (commit is None or
+                                      (event.obj.metadata.annotations or {}).get("bluegreen.dev/commit") == commit)
+        generation, replicas = event.obj.metadata.generation, spec.replicas or 0
+        if event.revision > after and event.type != "DELETED" and (applied or scaled_up):
+            return event
+    return None
+
+
+def switched_to(events: NamespaceRecorder, color: str, after: int) -> Seen | None:
+    """The first event of Service ``shop`` after revision ``after`` whose selector names ``color``."""
+    return next(iter(events.of("service", lambda e: e.name == "shop" and e.revision > after and
+                               (e.obj.spec.selector or {}).get("bluegreen.dev/color") == color)), None)
+
+
+def pod_version(event: Seen) -> str | None:
+    """``APP_VERSION`` of a pod's first container (None for a Job's pod)."""
+    env = event.obj.spec.containers[0].env or []
+    return next((e.value for e in env if e.name == "APP_VERSION"), None)
+
+
+def version_pods_alive_at(events: NamespaceRecorder, version: str, revision: int) -> list[str]:
+    """The pods running ``version`` that existed at ``revision``: created before it, not deleted before it."""
+    created: dict[str, int] = {}
+    deleted: dict[str, int] = {}
+    for event in events.of("pod", lambda e: pod_version(e) == version):
+        created.setdefault(event.name, event.revision)
+        if event.type == "DELETED":
+            deleted[event.name] = event.revision
+    return [name for name, rev in created.items() if rev < revision and deleted.get(name, revision + 1) > revision]
+
+
+def last_deleted(events: NamespaceRecorder, version: str, before: int) -> Seen | None:
+    """The last DELETED event of a ``version`` pod before revision ``before``."""
+    gone = events.of("pod", lambda e: e.type == "DELETED" and pod_version(e) == version and e.revision < before)
+    return max(gone, key=lambda e: e.revision, default=None)
