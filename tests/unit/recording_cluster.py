@@ -23,6 +23,7 @@ from bluegreen.core.errors import Outcome, SourceError
 from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
+    ANNOTATION_EXPAND_JOB,
     ANNOTATION_RECONCILE_AT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_TEMPLATE_HASH,
@@ -76,6 +77,10 @@ class RecordingCluster:
         """The release's own annotations (``Harness.body`` hands them to each pass)."""
         self.addresses: dict[tuple[str, int | None], tuple[str, int]] = {}
         """(Service, port) -> (ClusterIP, port), for HTTP checks that name a Service."""
+        self.pods: dict[str, int] = {}
+        """Pods of a colour still there (terminating) after its Deployment reports 0; none unless set."""
+        self.pod_counts: list[str] = []
+        """The colours whose pods were counted (one LIST each), in order."""
 
     # ---- reads ------------------------------------------------------------------------------------
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
@@ -94,7 +99,7 @@ class RecordingCluster:
             updated_replicas=status.get("updatedReplicas", 0), ready_replicas=status.get("readyReplicas", 0),
             available_replicas=status.get("availableReplicas", 0),
             rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
-            **failure_mark(annotations))
+            expand_job=annotations.get(ANNOTATION_EXPAND_JOB), **failure_mark(annotations))
 
     def service_state(self, namespace: str, name: str) -> ServiceState:
         selector = self.selectors.get(name)
@@ -105,6 +110,12 @@ class RecordingCluster:
 
     def service_address(self, namespace: str, name: str, port: int | None) -> tuple[str, int] | None:
         return self.addresses.get((name, port))
+
+    def color_pods(self, release: ReleaseRef, color: Color) -> int:
+        self.pod_counts.append(str(color))
+        body = self.deployments.get(deployment_name(release.name, color))
+        running = body["status"].get("replicas", 0) if body is not None else 0
+        return running + self.pods.get(str(color), 0)
 
     # ---- writes -----------------------------------------------------------------------------------
     def apply_deployment(self, body: Mapping[str, Any]) -> None:

@@ -303,6 +303,7 @@ def test_status_allows_what_the_operator_writes() -> None:
         "activeRevision",
         "awaitingPromotion",
         "checks",
+        "migrations",
         "lastAttemptedRevision",
         "lastHandledReconcileAt",
         "observedGeneration",
@@ -345,6 +346,19 @@ def test_status_allows_what_the_operator_writes() -> None:
                 "outcome": "InProgress",
             },
         ],
+        "migrations": [
+            {
+                "phase": "expand",
+                "commit": "a" * 40,
+                "color": "green",
+                "job": "shop-expand-aaaaaaaaaa-green",
+                "verdict": "Failed",
+                "reason": "JobFailed",
+                "message": "Job shop-expand-aaaaaaaaaa-green failed",
+                "startedAt": "2024-01-02T03:04:05Z",
+                "finishedAt": None,
+            },
+        ],
         "kopf": {"progress": {"anything": {"goes": 1}}},
     }
     assert prune(status, sample) == sample
@@ -355,6 +369,8 @@ def test_status_allows_what_the_operator_writes() -> None:
         validate(status, {"history": [{}] * 21}, "status")
     with pytest.raises(Refused):
         validate(status, {"activeColor": "red"}, "status")
+    with pytest.raises(Refused):
+        validate(status, {"migrations": [{"phase": "migrate"}]}, "status")
     with pytest.raises(Refused):
         validate(status, {"conditions": [{"type": "Ready", "status": "Yes"}]}, "status")
 

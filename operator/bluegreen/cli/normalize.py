@@ -27,6 +27,7 @@ from typing import Any
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
+    ANNOTATION_EXPAND_JOB,
     ANNOTATION_ROLLOUT_STARTED_AT,
     LABEL_COLOR,
 )
@@ -37,6 +38,7 @@ IGNORED_ANNOTATIONS = frozenset({
     ANNOTATION_COMMIT,
     ANNOTATION_ROLLOUT_STARTED_AT,
     ANNOTATION_ABANDONED_COMMIT,
+    ANNOTATION_EXPAND_JOB,
 })
 """Deployment annotations that say nothing about what runs: the API server's revision counter, kubectl's
 copy of the last apply, and the operator's bookkeeping (the commit is named in the diff's header instead)."""

@@ -180,7 +180,7 @@ def answer_rest(step: Plan, desired: Desired, observed: Observed, settings: Sett
     handled = {answer.kind for answer in step.answers}
     refusals = []
     for kind, commit in observed.requests.items():
-        if kind in handled:
+        if kind in handled or kind in step.held:
             continue
         if kind == "promote" and _promote_pending(step, desired, observed, settings):
             continue

@@ -5,8 +5,9 @@ a failed commit is retried, and ends ``Succeeded`` (switched to), ``RolledBack``
 up for an earlier commit: a revert, warm or cold; or switched back after a failed post-promotion check or an
 abort after the switch), ``Failed`` (a pre-promotion check failed), ``Aborted`` (aborted before the switch),
 ``Abandoned`` (missed its progress deadline) or ``Superseded`` (a newer release started first). An entry's
-``reason`` says why it ended so. A warm rollback starts and ends in the one switch. At most ``MAX_ENTRIES``
-are kept.
+``reason`` says why it ended so. A warm rollback starts and ends in the one switch. A failed expand migration
+brings nothing up, so no step writes: the step that reports it (``MigrationFailed``) makes one ``Failed`` entry
+per failed run (it starts when that run's Job was created). At most ``MAX_ENTRIES`` are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bluegreen.core.migrations import MIGRATION_FAILED
 from bluegreen.core.planner import Action, MarkReason, Plan
 from bluegreen.core.timestamps import format_time
 
@@ -53,6 +55,8 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
             outcome = {Action.ABANDON: "Abandoned", Action.FAIL: "Failed"}[step.action]
             entry.update(finishedAt=stamp, outcome="Aborted" if step.mark == MarkReason.ABORTED else outcome,
                          reason=step.reason)
+    elif step.reason == MIGRATION_FAILED and step.migration is not None:
+        _expand_failed(entries, step, commit=commit, summary=summary, author=author, stamp=stamp)
     elif step.action is Action.ROLLBACK:
         assert step.color is not None  # the colour switched back to
         entry = next((e for e in entries if e.get("revision") == commit), None)
@@ -62,6 +66,22 @@ def record(history: Sequence[Mapping[str, Any]], step: Plan, *, commit: str, sum
             entries.insert(0, entry)
         entry.update(finishedAt=stamp, outcome="RolledBack", reason=step.reason)
     return entries[:MAX_ENTRIES]
+
+
+def _expand_failed(entries: list[dict[str, Any]], step: Plan, *, commit: str, summary: str, author: str,
+                   stamp: str) -> None:
+    """One ``Failed`` entry per failed expand run: none more while the same failure is reported again."""
+    assert step.migration is not None
+    started = format_time(step.migration.started_at) if step.migration.started_at else stamp
+    if entries and (entries[0].get("revision"), entries[0].get("outcome"), entries[0].get("reason"),
+                    entries[0].get("startedAt")) == (commit, "Failed", MIGRATION_FAILED, started):
+        return
+    entry = _open_entry(entries, commit)
+    if entry is None:
+        _finish_open(entries, "Superseded", stamp)
+        entry = {"revision": commit, "message": summary, "author": author, "color": str(step.migration.color)}
+        entries.insert(0, entry)
+    entry.update(startedAt=started, finishedAt=stamp, outcome="Failed", reason=MIGRATION_FAILED)
 
 
 def _open_entry(entries: list[dict[str, Any]], commit: str) -> dict[str, Any] | None:

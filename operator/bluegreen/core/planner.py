@@ -13,16 +13,19 @@ Rules, in order (the first that applies decides):
 3. The active colour already runs the desired template: while the previous colour is warm, run the
    post-promotion checks (a failure, or an abort, switches back: ``gates.after_switch``); keep its replica
    count equal to the manifest's, point the preview Service at the idle colour, keep the previous colour warm
-   until its scale-down time (and its checks passed), then scale it to 0 (the Deployment stays).
+   until its scale-down time (and its checks passed), then scale it to 0 (the Deployment stays). With nothing
+   warm any more and no pod of it left, run the commit's contract migration (``migrations.contract_step``).
 4. The other colour runs the desired template (a release under way, or a ``git revert`` to what the previous
    colour still runs): scale it up if it was scaled down, wait until every replica is updated, ready and
    available, run the pre-promotion checks and (Manual mode) wait for a promote (``gates.before_switch``),
    then switch the selector to it. A warm previous colour is switched to at once, past every gate (fast
    rollback). A colour not available by the progress deadline is abandoned: scaled to 0 and marked with
    the commit (as a failed check or an abort marks it), so that commit is not tried again; the next commit,
-   or a retry request, tries again.
-5. No colour runs the desired template: apply it to the idle colour (blue for the first release). This also
-   supersedes a release under way, whose idle colour is simply overwritten.
+   or a retry request, tries again. Scaling it up (a cold rollback, a retry) runs the commit's expand
+   migration first (``migrations.expand_first`` / ``marked_retry``); a warm rollback runs none.
+5. No colour runs the desired template: apply it to the idle colour (blue for the first release), once the
+   commit's expand migration passed. This also supersedes a release under way, whose idle colour is simply
+   overwritten.
 
 A hand-edited selector is healed by rules 3/4: the colour running the desired template is where traffic
 belongs (when the release's status already names that colour as active, the switch back is ``SelectorDrift``,
@@ -35,7 +38,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bluegreen.core import gates
+from bluegreen.core import gates, migrations
 from bluegreen.core.plans import (
     AWAITING_PROMOTION,
     WAITING_FOR_AVAILABILITY,
@@ -87,9 +90,10 @@ def _plan(desired: Desired | None, observed: Observed, settings: Settings, now: 
     if target is not None:
         return _promote(desired, observed, settings, now, target)
     idle = active.other if active is not None else _first_color(observed)
-    return Plan(Action.APPLY, "NewRelease",
-                f"applying commit {desired.commit[:12]} to the idle colour {idle}", Phase.PROGRESSING,
-                color=idle, replicas=desired.replicas, active=active, scale_down_at=None)
+    return migrations.expand_first(Plan(Action.APPLY, "NewRelease",
+                                        f"applying commit {desired.commit[:12]} to the idle colour {idle}",
+                                        Phase.PROGRESSING, color=idle, replicas=desired.replicas, active=active,
+                                        scale_down_at=None), desired, observed, settings)
 
 
 def candidate_color(desired: Desired | None, observed: Observed) -> Color | None:
@@ -143,6 +147,9 @@ def _serving_step(desired: Desired, observed: Observed, settings: Settings, now:
     if preview is not None:
         return preview
     if deadline is None:
+        contract = migrations.contract_step(desired, observed, settings, active)
+        if contract is not None:
+            return contract
         return Plan(Action.NONE, "Released", f"{active} serves commit {desired.commit[:12]}", phase,
                     active=active)
     return Plan(Action.WAIT, "PreviousColorWarm",
@@ -172,7 +179,7 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
     active = observed.service.color
     keep = observed.scale_down_at
     if state.failed_commit == desired.commit:
-        return gates.marked(desired, observed, settings, target)
+        return migrations.marked_retry(gates.marked(desired, observed, settings, target), desired, observed, settings)
     aborted = gates.abort_before_switch(desired, observed, target)
     if aborted is not None:
         return aborted
@@ -180,9 +187,10 @@ def _promote(desired: Desired, observed: Observed, settings: Settings, now: date
         kind = "ReplicasChanged"
         if state.replicas == 0:
             kind = "Retry" if state.failed_commit else "ColdRollback"
-        return Plan(Action.SCALE, kind,
-                    f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} replicas",
-                    Phase.PROGRESSING, color=target, replicas=desired.replicas, active=active, scale_down_at=keep)
+        return migrations.expand_first(
+            Plan(Action.SCALE, kind, f"scaling {target} (commit {(state.commit or '?')[:12]}) to {desired.replicas} "
+                                     "replicas", Phase.PROGRESSING, color=target, replicas=desired.replicas,
+                 active=active, scale_down_at=keep), desired, observed, settings)
     if observed.recorded_active is target and state.replicas > 0:
         # The status says this colour serves: the selector was edited by hand. Put it back whatever the colour's
         # readiness (it served until the edit; it is never abandoned). Not a release: no history entry, and the

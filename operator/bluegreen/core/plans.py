@@ -16,7 +16,8 @@ from bluegreen.core.spec import Color
 
 
 class Action(StrEnum):
-    """What the reconciler does next. One write per step; WAIT, NONE and RUN_CHECKS write nothing to workloads."""
+    """What the reconciler does next. One write per step; WAIT, NONE, RUN_CHECKS and RUN_MIGRATION write nothing
+    to workloads."""
 
     NONE = "None"
     WAIT = "Wait"
@@ -30,6 +31,7 @@ class Action(StrEnum):
     FAIL = "Fail"  # a pre-promotion check failed, or an abort before the switch: scale to 0 and mark the commit
     ROLLBACK = "Rollback"  # a post-promotion check failed or an abort after the switch: mark, then switch back
     RETRY = "Retry"  # a retry request: clear the mark of the commit and bring its colour up again
+    RUN_MIGRATION = "RunMigration"  # create (or keep waiting for) an expand/contract Job: no workload write
 
 
 class Phase(StrEnum):
@@ -73,6 +75,8 @@ class ColorState:
     ``bluegreen.dev/abandoned-commit``): it is not tried again until a new commit or a retry."""
     failed_reason: str = MarkReason.PROGRESS_DEADLINE_EXCEEDED
     failed_message: str = ""
+    expand_job: str | None = None
+    """The uid of the expand Job that ran before this colour was last brought up (``bluegreen.dev/expand-job``)."""
 
     @property
     def fully_available(self) -> bool:
@@ -123,6 +127,37 @@ def names_commit(request: str | None, commit: str) -> bool:
 
 
 @dataclass(frozen=True)
+class MigrationResult:
+    """One expand or contract run (a Job) of the release as the Job watch shows it."""
+
+    phase: str  # expand | contract
+    commit: str
+    color: Color
+    job: str
+    verdict: Verdict
+    reason: str
+    message: str
+    uid: str = ""
+    created_at: datetime | None = None
+    """The Job's creationTimestamp (the API server's clock, like every other Job's)."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MigrationRun:
+    """The migration a plan asks for (RUN_MIGRATION) or waits on: a phase of a commit for a colour."""
+
+    phase: str
+    commit: str
+    color: Color
+    rerun: bool = False
+    """Delete the run's finished Job first: it no longer counts (a retry, or stale), so it runs again."""
+    started_at: datetime | None = None
+    """When the run's Job was created, if it exists (a failure's history entry starts then)."""
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the planner may know about the cluster and the release's own status."""
 
@@ -136,6 +171,15 @@ class Observed:
     """The pre-promotion results of the candidate (the desired commit on the colour that runs its template)."""
     post_results: Mapping[str, CheckResult] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
+    expand_runs: Mapping[Color, MigrationResult] = field(default_factory=dict)
+    """The desired commit's expand runs, by the colour they ran for."""
+    contract_runs: Mapping[Color, MigrationResult] = field(default_factory=dict)
+    running_migrations: tuple[MigrationResult, ...] = ()
+    """Every expand/contract Job of the release still running, whatever its commit."""
+    last_contract_at: datetime | None = None
+    """When the release's newest contract Job (any commit) was created: an expand run before it is stale."""
+    previous_pods: int | None = None
+    """Pods left of the colour that does not serve, counted only when the contract waits on nothing else."""
 
     def color(self, color: Color) -> ColorState:
         return self.blue if color is Color.BLUE else self.green
@@ -165,6 +209,9 @@ class Settings:
     pre_checks: tuple[str, ...] = ()
     """The names of ``spec.checks.prePromotion``."""
     post_checks: tuple[str, ...] = ()
+    expand: bool = False
+    """``spec.migrations.expand`` is set."""
+    contract: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,21 +250,32 @@ class Plan:
     """The candidate passed its checks and waits for a promote (``status.awaitingPromotion``)."""
     answers: tuple[Answer, ...] = ()
     """The requests this plan handled (done or refused): the reconciler removes their annotations."""
+    held: tuple[str, ...] = ()
+    """Kinds of request this plan keeps for a later step (neither done nor refused): a retry waits for its expand."""
+    migration: MigrationRun | None = None
+    """RUN_MIGRATION: the run to create or wait for; a migration wait or failure: the run it is about."""
+    expanded: str | None = None
+    """APPLY, SCALE, RETRY after an expand: that Job's uid, recorded on the colour (``bluegreen.dev/expand-job``)."""
 
     @property
     def writes(self) -> bool:
-        return self.action not in (Action.NONE, Action.WAIT, Action.RUN_CHECKS)
+        return self.action not in (Action.NONE, Action.WAIT, Action.RUN_CHECKS, Action.RUN_MIGRATION)
 
     @property
     def reconciling(self) -> bool:
         """A release, a rollback or a scale-down is under way: this step writes (apply, scale, switch, scale
-        down), waits for a colour to become available, runs checks or waits for a promote. Waiting out the warm
-        window is not progress."""
-        return not self.stalled and (self.writes or self.action is Action.RUN_CHECKS or self.awaiting
-                                     or self.reason == WAITING_FOR_AVAILABILITY)
+        down), waits for a colour to become available, runs checks or a migration (or waits to), or waits for a
+        promote. Waiting out the warm window is not progress."""
+        return not self.stalled and (self.writes or self.action in (Action.RUN_CHECKS, Action.RUN_MIGRATION)
+                                     or self.awaiting or self.reason in PROGRESS_WAITS)
 
 
 WAITING_FOR_AVAILABILITY = "WaitingForAvailability"
+MIGRATION_WAITING = "MigrationWaiting"
+"""A migration waits for another one of the release to finish (one at a time)."""
+WAITING_FOR_OLD_PODS = "WaitingForOldPods"
+"""The contract waits for the last pods of the previous colour to be gone."""
+PROGRESS_WAITS = frozenset({WAITING_FOR_AVAILABILITY, MIGRATION_WAITING, WAITING_FOR_OLD_PODS})
 AWAITING_PROMOTION = "AwaitingPromotion"
 
 

@@ -53,6 +53,9 @@ ANNOTATION_RETRY = "bluegreen.dev/retry"
 Removed by the operator once handled."""
 LABEL_HOOK = "bluegreen.dev/hook"
 """On a Job the operator runs for a commit: ``prePromotion``, ``postPromotion``, ``expand`` or ``contract``."""
+ANNOTATION_EXPAND_JOB = "bluegreen.dev/expand-job"
+"""On a colour's Deployment: the uid of the expand Job that ran before the colour was last brought up. Once the
+colour is scaled to 0, that run no longer counts: bringing it up again runs the expand again."""
 RESERVED_PREFIX = "bluegreen.dev/"
 """Label and annotation keys with this prefix belong to the operator."""
 

@@ -45,6 +45,9 @@ class JobOutcome:
     message: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    uid: str = ""
+    """The Job's uid ("" while no Job was created: refused, or waiting for a deleted one to go)."""
+    created_at: datetime | None = None
 
 
 class _Lru(OrderedDict[Any, Any]):
@@ -130,7 +133,8 @@ class HookJobs:
             tail = self._log_tail(record)
             if tail:
                 message += f"; the last lines of its pod's log:\n{tail}"
-        return JobOutcome(record.name, state.verdict, state.reason, message, state.started_at, state.finished_at)
+        return JobOutcome(record.name, state.verdict, state.reason, message, state.started_at, state.finished_at,
+                          record.uid, record.created_at)
 
     def _overdue(self, record: JobRecord, timeout_seconds: float) -> JobOutcome | None:
         """The failure of a Job running past its timeout and ``DEADLINE_GRACE``; None while it has time left
@@ -143,7 +147,8 @@ class HookJobs:
             return None
         message = (f"Job {record.name} failed (DeadlineExceeded: still running {DEADLINE_GRACE:g} s after its "
                    f"timeoutSeconds of {timeout_seconds:g} s: {record.state.message})")
-        return JobOutcome(record.name, Verdict.FAILED, "JobDeadlineExceeded", message, record.state.started_at, now)
+        return JobOutcome(record.name, Verdict.FAILED, "JobDeadlineExceeded", message, record.state.started_at, now,
+                          record.uid, record.created_at)
 
     def _wake_at(self, record: JobRecord, seconds: float) -> None:
         key = (record.namespace, record.name)
@@ -174,6 +179,11 @@ class HookJobs:
         with self._lock:
             self._logs.remember(record.uid, tail)
         return tail
+
+    def runs(self, release: ReleaseRef, hooks: frozenset[str]) -> list[JobRecord]:
+        """The Jobs of ``release`` for ``hooks`` in the view, oldest first, but those this process deleted."""
+        return [record for record in self.cluster.release_jobs(release.namespace, release.name)
+                if record.hook in hooks and not self._is_deleted(record)]
 
     def cancel(self, release: ReleaseRef, *, hooks: frozenset[str], keep: Callable[[JobRecord], bool]) -> list[str]:
         """Delete the unfinished Jobs of ``release`` for ``hooks`` that ``keep`` does not keep (their pods with

@@ -1,5 +1,5 @@
 """What the planner and the CLI read: the colour Deployments and Services from the view (no API request),
-Secrets and releases with a GET."""
+Secrets and releases with a GET, a colour's pods with a LIST (only while a contract migration waits for them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from typing import Any, cast
 from kubernetes.client.exceptions import ApiException
 
 from bluegreen.core.planner import ColorState, ServiceState
-from bluegreen.core.spec import GROUP, PLURAL, VERSION, Color, ReleaseRef, deployment_name
+from bluegreen.core.spec import (
+    GROUP,
+    LABEL_COLOR,
+    LABEL_RELEASE,
+    PLURAL,
+    VERSION,
+    Color,
+    ReleaseRef,
+    deployment_name,
+)
 from bluegreen.kube.client import Apis
 from bluegreen.kube.states import deployment_conflict
 from bluegreen.kube.view import ClusterView
@@ -54,6 +63,15 @@ class KubeReads(Apis):
         """A Service's (ClusterIP, port) from the view (``port`` None: its first); None if unknown."""
         record = self.view.service(namespace, name)
         return record.address(port) if record is not None else None
+
+    def color_pods(self, release: ReleaseRef, color: Color) -> int:
+        """The pods labelled for ``release`` and ``color`` that are not finished (terminating ones count): one
+        LIST, selected by the API server (hook Job pods never carry the colour label)."""
+        selector = f"{LABEL_RELEASE}={release.name},{LABEL_COLOR}={color}"
+        response: Any = self.core.list_namespaced_pod(release.namespace, label_selector=selector,
+                                                      _preload_content=False)
+        pods = json.loads(response.data).get("items") or []
+        return sum(1 for pod in pods if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's data, decoded; None if it does not exist. Values are never logged."""

@@ -14,6 +14,7 @@ from bluegreen.core.planner import ColorState, ServiceState
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
+    ANNOTATION_EXPAND_JOB,
     ANNOTATION_FAILED_COMMIT,
     ANNOTATION_FAILED_MESSAGE,
     ANNOTATION_FAILED_REASON,
@@ -93,6 +94,7 @@ def deployment_record(body: Mapping[str, Any]) -> DeploymentRecord | None:
         ready_replicas=int(status.get("readyReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
         rollout_started_at=parse_time(annotations.get(ANNOTATION_ROLLOUT_STARTED_AT)),
+        expand_job=annotations.get(ANNOTATION_EXPAND_JOB) or None,
         **failure_mark(annotations),
     )
     return DeploymentRecord(release, str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), state)

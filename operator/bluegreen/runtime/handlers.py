@@ -112,7 +112,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.hook_jobs = HookJobs(cluster, wake)
     memo.job_checks = JobCheckRunner(memo.hook_jobs)
     checks = CheckRunners(http=http_checks, job=memo.job_checks)
-    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks)
+    reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks, hook_jobs=memo.hook_jobs)
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))

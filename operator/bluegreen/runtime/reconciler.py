@@ -6,7 +6,8 @@
    each step announced (Event, log line, history) and summarized (``summarize_status``). The release gates
    (``runtime.gate_step``) add the candidate's check results to what is observed, start the checks a step
    asks for (``RunChecks``: the runner works on its own threads and wakes the release on a verdict) and
-   answer the promote/abort/retry annotations.
+   answer the promote/abort/retry annotations. The migrations (``runtime.migration_step``) add the release's
+   expand/contract runs to what is observed and create the Job a ``RunMigration`` step asks for.
 
 Written against the Protocols of ``bluegreen.core.protocols`` (the cluster, the git source, the signature
 verifier), so it runs against the real adapters in the operator and against fakes in tests. Blocking on the
@@ -44,6 +45,7 @@ from bluegreen.core.protocols import Cluster, Source, Verifier
 from bluegreen.core.spec import (
     ANNOTATION_ABANDONED_COMMIT,
     ANNOTATION_COMMIT,
+    ANNOTATION_EXPAND_JOB,
     ANNOTATION_FAILED_COMMIT,
     ANNOTATION_FAILED_MESSAGE,
     ANNOTATION_FAILED_REASON,
@@ -56,12 +58,14 @@ from bluegreen.core.spec import (
     parse_spec,
 )
 from bluegreen.core.timestamps import format_time, parse_time
+from bluegreen.hooks.hook_jobs import HookJobs
 from bluegreen.hooks.http_checks import HttpCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.logs import get_logger
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.gate_step import GateStep, awaiting_status, checks_status, requests_of
 from bluegreen.runtime.memory import Memory
+from bluegreen.runtime.migration_step import MigrationStep, migrations_status
 from bluegreen.runtime.source_step import SourceStep
 
 MAX_STEPS_PER_PASS = 8
@@ -97,10 +101,12 @@ class Reconciler:
 
     def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None) -> None:
+                 fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None,
+                 hook_jobs: HookJobs | None = None) -> None:
         self.cluster = cluster
         self.gates = GateStep(cluster, checks if checks is not None else CheckRunners(
             http=HttpCheckRunner(lambda namespace, name, port: cluster.service_address(namespace, name, port))))
+        self.migrations = MigrationStep(cluster, hook_jobs)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.fetcher = fetcher or FetchScheduler(source, cluster, verifier, monotonic=monotonic, inline=True,
@@ -165,19 +171,22 @@ class Reconciler:
         settings = Settings(spec.scale_down_delay_seconds, spec.progress_deadline_seconds, spec.suspend,
                             manual=spec.promotion_mode == "Manual",
                             pre_checks=tuple(c.name for c in spec.pre_promotion),
-                            post_checks=tuple(c.name for c in spec.post_promotion))
+                            post_checks=tuple(c.name for c in spec.post_promotion),
+                            expand=spec.migrations.expand is not None, contract=spec.migrations.contract is not None)
         step: Plan | None = None
         for _ in range(MAX_STEPS_PER_PASS):
             now = self.clock()
             moved = False
             try:
-                observed = self._observe(run)
+                observed = self._observe(run, settings)
                 step = plan(_desired(run.memory), observed, settings, now)
                 if step.writes:
                     self._act(run, step, observed, now)
                 run.requests = self.gates.answer(run.release, run.memory, run.requests, step, run.log)
                 if step.action is Action.RUN_CHECKS:
                     moved = self.gates.run_checks(run.release, run.spec, run.memory, step, observed)
+                elif step.action is Action.RUN_MIGRATION:
+                    moved = self.migrations.run(run.release, run.spec, run.memory, step, observed, run.log)
             except ClusterError as exc:
                 self.flush_status(run)  # what the steps before it did (their history entries) is kept
                 self._report_blocked(run.release, run.memory, run.status, run.generation, exc.reason, exc.message,
@@ -192,8 +201,8 @@ class Reconciler:
         return self._next_pass(spec, step, run.memory)
 
     # ---- observe and act ------------------------------------------------------------------------
-    def _observe(self, run: Pass) -> Observed:
-        """The release's colours and Services as the cluster has them now."""
+    def _observe(self, run: Pass, settings: Settings) -> Observed:
+        """The release's colours, Services and hook Jobs as the cluster has them now."""
         release, spec = run.release, run.spec
         preview = self.cluster.service_state(release.namespace, spec.preview_service) \
             if spec.preview_service else None
@@ -207,7 +216,9 @@ class Reconciler:
             scale_down_at=parse_time(run.status.get("idleScaleDownAt")),
             requests=run.requests,
         )
-        return self.gates.observe(run.release, run.spec, run.memory, run.status, observed, _desired(run.memory))
+        desired = _desired(run.memory)
+        observed = self.gates.observe(run.release, run.spec, run.memory, run.status, observed, desired)
+        return self.migrations.observe(run.release, run.spec, run.memory, observed, desired, settings)
 
     def _act(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
         """Perform the one write ``step`` names."""
@@ -220,6 +231,8 @@ class Reconciler:
             body = render_deployment(memory.template, release=release.name, namespace=release.namespace,
                                      color=step.color, commit=memory.commit.sha, replicas=step.replicas, owner=owner)
             body["metadata"]["annotations"][ANNOTATION_ROLLOUT_STARTED_AT] = stamp
+            if step.expanded:
+                body["metadata"]["annotations"][ANNOTATION_EXPAND_JOB] = step.expanded
             self.cluster.apply_deployment(body)
             if observed.color(step.color).failed_commit:
                 self.cluster.scale(release, step.color, step.replicas, UNMARK)
@@ -230,6 +243,8 @@ class Reconciler:
                 {ANNOTATION_ROLLOUT_STARTED_AT: stamp, **UNMARK} if starting else {}
             if step.reason in ("Retry", "ColdRollback") and memory.commit is not None:
                 annotations[ANNOTATION_COMMIT] = memory.commit.sha  # the colour now runs this commit
+            if step.expanded:
+                annotations[ANNOTATION_EXPAND_JOB] = step.expanded  # the expand this bring-up follows
             self.cluster.scale(release, step.color, step.replicas, annotations)
             if step.action is Action.RETRY and memory.commit is not None:
                 self.gates.rerun(release, spec, memory.commit.sha, step.color)  # its checks run again from the start
@@ -257,6 +272,10 @@ class Reconciler:
     def _announce(self, run: Pass, step: Plan, now: datetime) -> None:
         """A write: a log line, an Event and the history entry. No write: a notice if a problem appeared, or
         once when a commit begins to wait for a promote."""
+        commit = run.memory.commit
+        if commit is not None:  # writes, and the one non-write milestone: a failed expand
+            run.history = record(run.history, step, commit=commit.sha, summary=commit.summary, author=commit.author,
+                                 now=now)
         if not step.writes:
             self._notice(run, step)
             waiting = (run.memory.commit.sha, str(step.color)) if step.awaiting and run.memory.commit else None
@@ -270,10 +289,6 @@ class Reconciler:
         self.cluster.post_event(run.release, "Warning" if step.stalled else "Normal", step.reason, step.message)
         if step.stalled:  # this Warning is the notice: the wait that follows does not repeat it
             run.memory.last_notice = (step.reason, step.message)
-        commit = run.memory.commit
-        if commit is not None:
-            run.history = record(run.history, step, commit=commit.sha, summary=commit.summary, author=commit.author,
-                                 now=now)
 
     def summarize_status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> None:
         """The status summary of where the release stands after ``step``: the next step of the pass plans from
@@ -320,6 +335,7 @@ class Reconciler:
                                            now, verified=memory.verified),
             "history": run.history,
             "checks": checks_status(memory, step),
+            "migrations": migrations_status(run.spec, observed),
             "awaitingPromotion": awaiting_status(step, memory, previous, now),
             **_handled(memory),
         }
