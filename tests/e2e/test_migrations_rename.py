@@ -161,6 +161,9 @@ def test_rename_a_column_in_three_releases_under_load(
             assert created is not None
             alive = version_pods_alive_at(events, "v2", created.revision)
             assert not alive, f"v2 pods still existed when the contract Job was created: {alive}"
+            r3_expand = job_created(events, "expand", r3)
+            assert r3_expand is not None and version_pods_alive_at(events, "v2", r3_expand.revision), \
+                "the check can fail: v2 pods were alive when R3's expand was created"
             gone = last_deleted(events, "v2", created.revision)
             assert gone is not None, "v2 pods were seen, and deleted"
             load.wait_more("v3", 100)
@@ -245,4 +248,4 @@ def test_a_failing_expand_never_brings_up_the_new_colour(
     load.verdict("failing expand")
     reads, reads_failed, writes, writes_failed = load.counts()
     print(f"failing expand: reads {reads} sent, {reads_failed} failed; writes {writes} sent, {writes_failed} "
-          f"failed; Jobs:\n" + "\n".join(_job_lines(events)))
+          f"failed; Stalled message: {stalled['message']}\nJobs:\n" + "\n".join(_job_lines(events)))
