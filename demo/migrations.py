@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -197,7 +198,7 @@ class MigrationDemo(Demo):
             time.sleep(0.1)
         raise SystemExit(f"demo: {color} was not scaled down within {timeout}s")
 
-    def release(self, number: int, release: Release, color: str, message: str, title: str) -> str:
+    def release(self, number: int, release: Release, color: str, message: str, title: str, note: str = "") -> str:
         print(f"\n=== {number}. release {release.version}: {title}", flush=True)
         say(f"table before the release: {self.db.rows()}")
         started = time.monotonic()
@@ -214,6 +215,8 @@ class MigrationDemo(Demo):
             assert self.traffic is not None
             self.traffic.start_when_answering()
         self.follow_colour(commit, color, started)
+        if note:
+            say(f"  {note}")
         self.step_done(release.version, [release.version] if number == 1 else
                        [f"v{number - 1}", release.version])
         return commit
@@ -228,9 +231,11 @@ class MigrationDemo(Demo):
 
         self.release(1, V1, "blue", "shop v1", "the app on column name; the expand creates the table")
         self.release(2, V2, "green", "shop v2: dual-write name and display_name",
-                     "expand adds display_name and backfills it; v2 writes both columns")
+                     "expand adds display_name and backfills it; v2 writes both columns",
+                     note="v1 wrote name only until the switch: v3's expand backfills those rows")
         v3 = self.release(3, V3, "blue", "shop v3: display_name only; contract drops name",
-                          "expand backfills again; v3 uses display_name only")
+                          "expand backfills again; v3 uses display_name only",
+                          note="name stays for now: v2 is still warm (an instant rollback) and uses it")
         print(f"\n=== 4. contract: v2 (green) stays warm {SCALE_DOWN_DELAY}s for an instant rollback, then its pods "
               "go; only then is name dropped", flush=True)
         self.wait_old_colour_gone("green")
@@ -239,6 +244,8 @@ class MigrationDemo(Demo):
         assert self.traffic is not None
         self.traffic.wait_more("v3", 50)
         kubectl_get_bgr(self.namespace)
+        print("=== release history (bluegreen history shop)", flush=True)
+        subprocess.run([sys.executable, "-m", "bluegreen.cli", "history", "shop", "-n", self.namespace], check=False)
         return self.summary()
 
     def summary(self) -> int:
