@@ -231,11 +231,13 @@ class Harness:
     token: str | None = None
     checks: Any = None
     """A ``CheckRunner`` (None: the reconciler's own HTTP runner)."""
+    hook_jobs: Any = None
+    """A ``HookJobs`` for the migrations (None: the reconciler runs none)."""
     reconciler: Reconciler = field(init=False)
 
     def __post_init__(self) -> None:
         self.reconciler = Reconciler(self.cluster, self.source, RefusingVerifier(), clock=lambda: self.now,
-                                     monotonic=lambda: self.monotonic, checks=self.checks)
+                                     monotonic=lambda: self.monotonic, checks=self.checks, hook_jobs=self.hook_jobs)
 
     def body(self) -> dict[str, Any]:
         annotations = dict(self.cluster.annotations)

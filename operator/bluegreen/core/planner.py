@@ -47,6 +47,8 @@ from bluegreen.core.plans import (
     ColorState,
     Desired,
     MarkReason,
+    MigrationResult,
+    MigrationRun,
     Observed,
     Phase,
     Plan,
@@ -58,8 +60,8 @@ from bluegreen.core.spec import Color
 from bluegreen.core.timestamps import format_time
 
 __all__ = ["AWAITING_PROMOTION", "WAITING_FOR_AVAILABILITY", "Action", "Answer", "ColorState", "Desired",
-           "MarkReason", "Observed", "Phase", "Plan", "Requests", "ServiceState", "Settings", "candidate_color",
-           "plan"]
+           "MarkReason", "MigrationResult", "MigrationRun", "Observed", "Phase", "Plan", "Requests", "ServiceState",
+           "Settings", "candidate_color", "plan"]
 
 
 def plan(desired: Desired | None, observed: Observed, settings: Settings, now: datetime) -> Plan:
