@@ -37,7 +37,13 @@ bench-gates: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/gates.py $(GATES_ARGS)
 
-.PHONY: demo demo-migrations bench bench-scale bench-gates image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
+## bench-migrations: the cost of expand/contract Jobs per release (no-op Jobs vs no migrations), beside a bare Job
+## on the same cluster (benchmarks/migrations.py).
+bench-migrations: $(STAMP)
+	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
+	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/migrations.py $(MIGRATIONS_ARGS)
+
+.PHONY: demo demo-migrations bench bench-scale bench-gates bench-migrations image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -14,7 +14,7 @@ import yaml
 from bluegreen.cli import build_parser, main
 from bluegreen.cli.access import Access
 from bluegreen.cli.errors import CliError
-from bluegreen.cli.inspect import awaiting_line, history_rows, release_rows
+from bluegreen.cli.inspect import awaiting_line, history_rows, migration_rows, release_rows
 from bluegreen.cli.main import DEFAULT_WAIT_SECONDS, bind_bare_wait, program_name, wait_seconds
 from bluegreen.cli.output import dump
 from bluegreen.cli.steer import outcome_line, wait_for
@@ -161,6 +161,13 @@ def test_rows_and_lines() -> None:
     assert history_rows(RELEASE)[1] == ("a" * 12, "green", "Succeeded", "s", "-", "Dev", "v2")
     assert awaiting_line(RELEASE) == f"awaiting promotion: commit {'b' * 12} on blue since 2026-12-01T10:00:00Z"
     assert awaiting_line({"status": {}}) is None
+    assert migration_rows(RELEASE) is None
+    migrating = {"status": {"migrations": [{"phase": "expand", "commit": "c" * 40, "color": "blue", "job": "j",
+                                            "verdict": "Failed", "reason": "JobFailed", "message": "boom\nlog",
+                                            "startedAt": "s", "finishedAt": None}]}}
+    assert migration_rows(migrating) == [
+        ("MIGRATION", "COMMIT", "COLOR", "JOB", "VERDICT", "REASON", "STARTED", "FINISHED"),
+        ("expand", "c" * 12, "blue", "j", "Failed", "JobFailed", "s", "-")]
     assert outcome_line(RELEASE) == f"web: Healthy (green serves commit {'a' * 12}): ok"
     assert outcome_line({"metadata": {"name": "x"}, "status": {"phase": "Pending"}}) == "x: Pending"
 

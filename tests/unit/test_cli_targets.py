@@ -155,3 +155,11 @@ def test_retry_of_a_named_commit_expands_it_from_the_status() -> None:
     assert retry_target(history, "d" * 40).commit == "d" * 40, "a full sha is written as given"
     with pytest.raises(CliError, match="commit dddddd is not known to shop/web"):
         retry_target(history, "d" * 6)
+
+
+@pytest.mark.parametrize(("reason", "phase"), [("MigrationFailed", "expand"), ("ContractFailed", "contract")])
+def test_retry_of_a_failed_migration_runs_it_again_even_while_the_commit_serves(reason: str, phase: str) -> None:
+    serving = release(**{**HEALTHY, "conditions": [ready("True", reason),
+                                                   {"type": "Stalled", "status": "True", "reason": reason}]})
+    target = retry_target(serving, None)
+    assert (target.commit, target.asks) == (SERVING, f"run the failed {phase} migration of commit {SERVING[:12]} again")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bluegreen.core.checks import Verdict
 from bluegreen.core.conditions import (
     build_conditions,
     condition_rows,
@@ -24,6 +25,7 @@ from bluegreen.core.planner import (
     Action,
     ColorState,
     Desired,
+    MigrationResult,
     Observed,
     Phase,
     Plan,
@@ -71,6 +73,16 @@ PAST = NOW - timedelta(seconds=1)
 V2 = Desired(C2, "h2", 2)
 REVERT = Desired(C3, "h1", 2)  # a commit whose manifest is the one blue still runs
 SERVING_BLUE = seen(up(BLUE, "h1", C1), selects=BLUE, recorded=BLUE)
+
+MIGRATING = replace(SETTINGS, expand=True, contract=True)
+GREEN_SERVES_BLUE_GONE = seen(up(BLUE, "h1", C1, replicas=0), up(GREEN, "h2", C2), selects=GREEN)
+
+
+def migration(phase: str, commit: str, color: Color, verdict: Verdict) -> MigrationResult:
+    job = f"shop-{phase}-{commit[:10]}-{color}"
+    return MigrationResult(phase, commit, color, job, verdict, str(verdict), f"Job {job}: {verdict}", uid=job,
+                           created_at=NOW - timedelta(minutes=1))
+
 
 # (id, desired, observed, settings, source, expected planner reason,
 #  (Ready, Reconciling, Stalled) statuses, the reason of the condition that explains it)
@@ -156,6 +168,25 @@ CASES = [
     ("aborted-stalls", V2, seen(up(BLUE, "h1", C1), up(GREEN, "h2", C2, replicas=0, failed_commit=C2,
                                                        failed_reason="Aborted", failed_message="aborted"),
                                 selects=BLUE), SETTINGS, FETCHED, "Aborted", ("False", "False", "True"), "Aborted"),
+    # the migrations (docs/migrations.md)
+    ("expand-runs-before-the-idle-colour", V2, SERVING_BLUE, MIGRATING, FETCHED, "ExpandRunning",
+     ("False", "True", "False"), "ExpandRunning"),
+    ("expand-waits-for-another-migration", V2, replace(SERVING_BLUE, running_migrations=(
+        migration("contract", C1, BLUE, Verdict.RUNNING),)), MIGRATING, FETCHED, "MigrationWaiting",
+     ("False", "True", "False"), "MigrationWaiting"),
+    ("failed-expand-stalls", V2, replace(SERVING_BLUE, expand_runs={GREEN: migration("expand", C2, GREEN,
+                                                                                     Verdict.FAILED)}),
+     MIGRATING, FETCHED, "MigrationFailed", ("False", "False", "True"), "MigrationFailed"),
+    ("contract-waits-for-the-old-pods", V2, replace(GREEN_SERVES_BLUE_GONE, previous_pods=2), MIGRATING, FETCHED,
+     "WaitingForOldPods", ("True", "True", "False"), "WaitingForOldPods"),
+    ("contract-runs", V2, replace(GREEN_SERVES_BLUE_GONE, previous_pods=0), MIGRATING, FETCHED, "ContractRunning",
+     ("True", "True", "False"), "ContractRunning"),
+    ("failed-contract-stalls-while-serving", V2, replace(GREEN_SERVES_BLUE_GONE, contract_runs={
+        GREEN: migration("contract", C2, GREEN, Verdict.FAILED)}), MIGRATING, FETCHED, "ContractFailed",
+     ("True", "False", "True"), "ContractFailed"),
+    ("contract-passed-is-released", V2, replace(GREEN_SERVES_BLUE_GONE, contract_runs={
+        GREEN: migration("contract", C2, GREEN, Verdict.PASSED)}), MIGRATING, FETCHED, "Released",
+     ("True", "False", "False"), "Released"),
 ]
 
 

@@ -94,6 +94,10 @@ EXPECTED = {  # the documented mapping, per situation of test_conditions.CASES
     "git-not-read-yet": "Progressing", "pre-promotion-checks-run": "Progressing", "awaiting-promotion": "Progressing",
     "post-promotion-checks-run": "Progressing", "pre-check-failed-stalls": "Degraded",
     "rolled-back-after-a-post-check": "Degraded", "aborted-stalls": "Degraded",
+    "expand-runs-before-the-idle-colour": "Progressing", "expand-waits-for-another-migration": "Progressing",
+    "failed-expand-stalls": "Degraded", "contract-waits-for-the-old-pods": "Progressing",
+    "contract-runs": "Progressing", "failed-contract-stalls-while-serving": "Degraded",
+    "contract-passed-is-released": "Healthy",
 }
 
 

@@ -48,6 +48,20 @@ def awaiting_line(release: dict[str, Any]) -> str | None:
             f"since {awaiting.get('since') or '?'}")
 
 
+def migration_rows(release: dict[str, Any]) -> list[tuple[str, ...]] | None:
+    """``status.migrations`` (the current commit's expand/contract Jobs) as table rows; None when there are none.
+    The messages (a failure's log lines) are in the conditions and in ``-o yaml``."""
+    entries = (release.get("status") or {}).get("migrations") or []
+    if not entries:
+        return None
+    rows: list[tuple[str, ...]] = [("MIGRATION", "COMMIT", "COLOR", "JOB", "VERDICT", "REASON", "STARTED", "FINISHED")]
+    for entry in entries:
+        rows.append((entry.get("phase", ""), (entry.get("commit") or "")[:12], entry.get("color", ""),
+                     entry.get("job", ""), entry.get("verdict", ""), entry.get("reason", ""),
+                     entry.get("startedAt") or "-", entry.get("finishedAt") or "-"))
+    return rows
+
+
 def history_rows(release: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [("REVISION", "COLOR", "OUTCOME", "STARTED", "FINISHED", "AUTHOR", "MESSAGE")]
     for entry in (release.get("status") or {}).get("history") or []:
@@ -80,6 +94,10 @@ def status(args: argparse.Namespace) -> int:
             print(waiting)
         print()
         print_table(condition_rows(releases[0]))
+        migrations = migration_rows(releases[0])
+        if migrations is not None:
+            print()
+            print_table(migrations)
     return 0
 
 

@@ -13,9 +13,12 @@ from bluegreen.cli.errors import CliError
 from bluegreen.core.spec import ANNOTATION_ABORT, ANNOTATION_PROMOTE, ANNOTATION_RETRY
 
 COMMIT_ARGUMENT = re.compile(r"^[0-9a-f]{4,40}$")
+MIGRATION_FAILURES = {"MigrationFailed": "expand", "ContractFailed": "contract"}
+"""Ready/Stalled reasons of a failed migration of the current commit, and its phase: a retry runs it again."""
 FAILURE_REASONS = frozenset({"PrePromotionCheckFailed", "PostPromotionCheckFailed", "Aborted",
-                             "ProgressDeadlineExceeded"})
-"""Ready/Stalled reasons that say the current commit is marked failed, aborted or abandoned."""
+                             "ProgressDeadlineExceeded", *MIGRATION_FAILURES})
+"""Ready/Stalled reasons that say the current commit is marked failed, aborted or abandoned, or that one of its
+migrations failed."""
 MARKED_OUTCOMES = frozenset({"Failed", "Aborted", "Abandoned"})
 """History outcomes of a commit that ``retry`` clears."""
 
@@ -131,6 +134,9 @@ def retry_target(release: dict[str, Any], commit: str | None) -> Target:
                            "its history); give the full 40-digit sha to retry it anyway")
         chosen = found or commit
     mark = failure_mark(release, chosen)
+    if mark in MIGRATION_FAILURES:
+        return Target(ANNOTATION_RETRY, chosen, f"run the failed {MIGRATION_FAILURES[mark]} migration of commit "
+                                                f"{chosen[:12]} again")
     if mark is not None:
         return Target(ANNOTATION_RETRY, chosen, f"clear the {mark} mark of commit {chosen[:12]} and release it again")
     ready = any(item.get("type") == "Ready" and item.get("status") == "True" for item in status.get("conditions") or [])

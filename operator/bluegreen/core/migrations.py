@@ -6,12 +6,12 @@ Where they sit in a release (DESIGN.md "A release, step by step")::
     expand Job -> idle colour applied -> fully available -> [checks] -> switch -> previous colour warm
       -> previous colour to 0 -> its last pod gone -> contract Job
 
-- ``expand_first`` wraps every step that brings a colour up for the desired commit: rule 5's APPLY, rule 4's
-  SCALE of the colour that runs the desired template (a cold rollback, a replica change while it comes up)
-  and a RETRY of a marked commit. The step goes ahead once the commit's expand for that colour has passed
-  (the plan then carries the Job's uid, recorded on the colour); until then the release runs or waits for
-  the expand, and a failed expand stalls it (``MigrationFailed``) with nothing brought up. A warm rollback
-  never reaches it: it brings nothing up.
+- ``expand_first`` wraps every step that brings a colour up for the desired commit: rule 5's APPLY and rule 4's
+  SCALE of the colour that runs the desired template from 0 (a cold rollback); ``marked_retry`` a RETRY of a
+  marked commit whose colour is at 0. A replica change of a colour that is up brings nothing up. The step
+  goes ahead once the commit's expand for that colour has passed (the plan then carries the Job's uid,
+  recorded on the colour); until then the release runs or waits for the expand, and a failed expand stalls
+  it (``MigrationFailed``) with nothing brought up. A warm rollback never reaches it: it brings nothing up.
 - ``contract_step`` runs in rule 3 once nothing is warm: the desired commit serves, the previous colour's
   Deployment says 0 pods and a pod count says none is left (or there is no previous colour: a first release).
 - One migration at a time: a new run waits while any other migration Job of the release runs; a running one is
@@ -68,6 +68,8 @@ def expand_first(step: Plan, desired: Desired, observed: Observed, settings: Set
     colour passed; else the step that runs, waits for or reports the expand."""
     if not settings.expand or step.action not in BRINGS_UP or step.color is None:
         return step
+    if step.action is Action.SCALE and observed.color(step.color).replicas > 0:
+        return step  # a replica change of a colour that is up (a warm revert with other replicas, say)
     color = step.color
     result = observed.expand_runs.get(color)
     retry = names_commit(observed.requests.retry, desired.commit)
