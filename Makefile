@@ -11,6 +11,15 @@ demo: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) demo/demo.py
 
+## demo-migrations: a throwaway PostgreSQL and the local control plane (stopped again at the end if this
+## started it), then a column renamed in three releases (expand, switch, contract) under reads and writes.
+demo-migrations: $(STAMP)
+	@bash tests/servers/install-deps.sh
+	@set -eo pipefail; if $(CONTROLPLANE) status >/dev/null 2>&1; then started=0; else started=1; fi; \
+	  $(CONTROLPLANE) up | tee .cluster-env; eval "$$(tail -n 1 .cluster-env)"; \
+	  code=0; $(PY) demo/migrations.py || code=$$?; \
+	  if [ $$started = 1 ]; then $(CONTROLPLANE) down; fi; exit $$code
+
 ## bench: release latency, git-source scale and node pod start rate on the local control plane (benchmarks/).
 bench: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
@@ -34,7 +43,7 @@ bench-migrations: $(STAMP)
 	@set -eo pipefail; $(CONTROLPLANE) up | tee .cluster-env; \
 	  eval "$$(tail -n 1 .cluster-env)"; $(PY) benchmarks/migrations.py $(MIGRATIONS_ARGS)
 
-.PHONY: demo bench bench-scale bench-gates bench-migrations image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: demo demo-migrations bench bench-scale bench-gates bench-migrations image test lint unit integration e2e mutation cluster-build cluster-up cluster-down cluster-status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

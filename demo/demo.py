@@ -52,13 +52,15 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def kubectl_get_bgr() -> None:
-    result = subprocess.run(["kubectl", "-n", NAMESPACE, "get", "bgr"], capture_output=True, text=True)
-    print("\n$ kubectl -n bluegreen-demo get bgr")
+def kubectl_get_bgr(namespace: str = NAMESPACE) -> None:
+    result = subprocess.run(["kubectl", "-n", namespace, "get", "bgr"], capture_output=True, text=True)
+    print(f"\n$ kubectl -n {namespace} get bgr")
     print((result.stdout or result.stderr).rstrip() + "\n", flush=True)
 
 
 class Demo:
+    namespace = NAMESPACE
+
     def __init__(self, workdir: Path) -> None:
         config.load_kube_config()
         self.api = client.ApiClient()
@@ -76,14 +78,18 @@ class Demo:
         say("CRD bluegreenreleases.bluegreen.dev installed (kubectl apply -f crds/)")
 
     def fresh_namespace(self) -> None:
-        fresh_namespace(self.core, NAMESPACE,
-                        on_delete=lambda: say(f"deleting the namespace {NAMESPACE} left by an earlier demo"))
-        self.core.create_namespaced_service(NAMESPACE, {
+        fresh_namespace(self.core, self.namespace,
+                        on_delete=lambda: say(f"deleting the namespace {self.namespace} left by an earlier demo"))
+        self.core.create_namespaced_service(self.namespace, {
             "metadata": {"name": "shop"},
             "spec": {"selector": {"app": "shop"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-        ip = str(self.core.read_namespaced_service("shop", NAMESPACE).spec.cluster_ip)
-        self.traffic = Traffic(ip, say)
-        say(f"namespace {NAMESPACE} with Service shop (selector app=shop, ClusterIP {ip}) created")
+        ip = str(self.core.read_namespaced_service("shop", self.namespace).spec.cluster_ip)
+        self.traffic = self.new_traffic(ip)
+        say(f"namespace {self.namespace} with Service shop (selector app=shop, ClusterIP {ip}) created")
+
+    def new_traffic(self, ip: str) -> Traffic:
+        """The load sent to the Service at ``ip`` (GET / here)."""
+        return Traffic(ip, say)
 
     def init_repo(self) -> None:
         (self.repo / "apps" / "shop").mkdir(parents=True)
@@ -94,9 +100,9 @@ class Demo:
         log = open(self.workdir / "operator.log", "wb")  # noqa: SIM115 (kept open for the child's lifetime)
         env = {**os.environ, "BLUEGREEN_CACHE_DIR": str(self.workdir / "cache")}
         self.operator = subprocess.Popen(
-            [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", NAMESPACE, "--log-format", "json"],
+            [sys.executable, "-m", "bluegreen.cli", "run", "--namespace", self.namespace, "--log-format", "json"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
-        say(f"operator started: bluegreen run --namespace {NAMESPACE} (log: {self.workdir / 'operator.log'})")
+        say(f"operator started: bluegreen run --namespace {self.namespace} (log: {self.workdir / 'operator.log'})")
         deadline = time.monotonic() + 120
         while b'"operator started"' not in (self.workdir / "operator.log").read_bytes():
             if self.operator.poll() is not None or time.monotonic() > deadline:
@@ -118,24 +124,26 @@ class Demo:
         git(self.repo, "commit", "-q", "-m", message)
         return git(self.repo, "rev-parse", "HEAD")
 
-    def create_release(self) -> None:
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
+    def create_release(self, **spec: Any) -> None:
+        """The BlueGreenRelease ``shop``; ``spec`` adds or replaces fields of its spec."""
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "BlueGreenRelease", "metadata": {"name": "shop"},
             "spec": {"source": {"url": str(self.repo), "ref": {"branch": "main"},
                                 "path": "apps/shop/deployment.yaml", "interval": "30s"},
-                     "service": "shop", "scaleDownDelaySeconds": 120, "progressDeadlineSeconds": 120}})
+                     "service": "shop", "scaleDownDelaySeconds": 120, "progressDeadlineSeconds": 120, **spec}})
 
     def check_now(self) -> None:
         """What `bluegreen reconcile shop` (or a push webhook) does: ask the operator to read git now."""
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "shop", {
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, "shop", {
             "metadata": {"annotations": {"bluegreen.dev/reconcile-at": str(time.time_ns())}}})
 
     def selector_color(self) -> str | None:
-        return (self.core.read_namespaced_service("shop", NAMESPACE).spec.selector or {}).get("bluegreen.dev/color")
+        service = self.core.read_namespaced_service("shop", self.namespace)
+        return (service.spec.selector or {}).get("bluegreen.dev/color")
 
     def deployment(self, color: str) -> Any:
         try:
-            return self.apps.read_namespaced_deployment(f"shop-{color}", NAMESPACE)
+            return self.apps.read_namespaced_deployment(f"shop-{color}", self.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -168,7 +176,7 @@ class Demo:
             time.sleep(0.02)
         if switched_at is None:
             raise SystemExit(f"demo: {expect} did not take traffic within {timeout}s; see the operator log")
-        while self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "shop").get(
+        while self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, "shop").get(
                 "status", {}).get("activeRevision") != commit:
             time.sleep(0.05)
 
@@ -196,7 +204,7 @@ class Demo:
         self.traffic.start_when_answering()
         self.follow(v1, "blue", started)
         self.step_done("v1", ["v1"])
-        kubectl_get_bgr()
+        kubectl_get_bgr(self.namespace)
 
         print("=== 2. release v2: merge APP_VERSION v2; green comes up while blue serves", flush=True)
         v2 = self.commit("v2", "shop v2")
@@ -205,7 +213,7 @@ class Demo:
         self.check_now()
         self.follow(v2, "green", started)
         self.step_done("v2", ["v1", "v2"])
-        kubectl_get_bgr()
+        kubectl_get_bgr(self.namespace)
 
         print("=== 3. roll back: git revert v2 while blue is still warm", flush=True)
         git(self.repo, "revert", "--no-edit", "HEAD")
@@ -215,13 +223,16 @@ class Demo:
         self.check_now()
         self.follow(v3, "blue", started)
         self.step_done("v1", ["v2", "v1"])
-        kubectl_get_bgr()
+        kubectl_get_bgr(self.namespace)
 
         print("=== release history (bluegreen history shop)", flush=True)
-        subprocess.run([sys.executable, "-m", "bluegreen.cli", "history", "shop", "-n", NAMESPACE], check=False)
+        subprocess.run([sys.executable, "-m", "bluegreen.cli", "history", "shop", "-n", self.namespace], check=False)
         problems = self.traffic.finish()
-        print(f"\nThe release stays in namespace {NAMESPACE}: try `kubectl -n {NAMESPACE} describe bgr shop`. "
-              "Stop the local control plane with `make cluster-down`.", flush=True)
+        print(f"\nThe release stays in namespace {self.namespace}: try "
+              f"`kubectl -n {self.namespace} describe bgr shop`. Stop the local control plane with "
+              "`make cluster-down`.", flush=True)
+        print("Next: `make demo-migrations` renames a database column in three releases under reads and writes "
+              "(expand, switch, contract), with the rows counted before and after each migration.", flush=True)
         return 1 if problems else 0
 
 

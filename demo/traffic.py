@@ -14,18 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
-from loadgen import LoadCounter, LoadGenerator, LoadReport, zero_downtime_problems
+from loadgen import LoadCounter, LoadGenerator, LoadReport, RequestSpec, zero_downtime_problems
+from loadreport import RequestRecord
 
 RATE = 50.0
 """Requests per second, each on a new connection (so each one goes through the proxy's current table)."""
 TIMEOUT = 5.0
 
 
-def get(ip: str, port: int = 80) -> tuple[int, dict[str, object]] | None:
+def get(ip: str, port: int = 80, path: str = "/") -> tuple[int, dict[str, object]] | None:
     """One GET of the Service: (status, JSON body), or None when nothing answered."""
     connection = http.client.HTTPConnection(ip, port, timeout=TIMEOUT)
     try:
-        connection.request("GET", "/")
+        connection.request("GET", path)
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     except (OSError, ValueError):
@@ -39,11 +40,18 @@ def versions_text(versions: list[str]) -> str:
 
 
 class Traffic:
-    """``start_when_answering()``, then ``end_step(expected)`` after each step, ``finish()`` at the end."""
+    """``start_when_answering()``, then ``end_step(expected)`` after each step, ``finish()`` at the end.
 
-    def __init__(self, ip: str, say: Callable[[str], None], port: int = 80) -> None:
+    ``request_for`` chooses each request (default: GET /); ``show`` is the path ``end_step`` GETs and prints,
+    with the keys of its answer to show."""
+
+    def __init__(self, ip: str, say: Callable[[str], None], port: int = 80,
+                 request_for: Callable[[int], RequestSpec] | None = None,
+                 show: tuple[str, tuple[str, ...]] = ("/", ("version", "message", "pod", "pod_ip"))) -> None:
         self.ip, self.port, self.say = ip, port, say
         self.url = f"http://{ip}:{port}/"
+        self.request_for = request_for
+        self.show = show
         self.counter = LoadCounter()
         self.reports: list[tuple[LoadReport, list[str]]] = []
         self._generator: LoadGenerator | None = None
@@ -51,7 +59,7 @@ class Traffic:
 
     def _new_run(self) -> LoadGenerator:
         return LoadGenerator(self.url, workers=4, rate=RATE, max_requests=50_000, max_seconds=600, timeout=TIMEOUT,
-                             counter=self.counter).start()
+                             counter=self.counter, request_for=self.request_for).start()
 
     def start_when_answering(self, timeout: float = 120) -> None:
         """In the background: poll the Service and start the load at its first answer."""
@@ -89,11 +97,21 @@ class Traffic:
         self.reports.append((report, expected))
         self.say(f"  traffic in this step: {report.sent} requests, {report.failed} failed, versions "
                  f"{versions_text(report.versions_in_order)}; whole demo so far: {self.running_total()}")
-        answer = get(self.ip, self.port)
+        path, keys = self.show
+        answer = get(self.ip, self.port, path)
         if answer is not None:
             body = answer[1]
-            shown = {k: body.get(k) for k in ("version", "message", "pod", "pod_ip")}
-            print(f"\n$ curl -s {self.url}\n{json.dumps(shown)}", flush=True)
+            shown = {k: body.get(k) for k in keys}
+            print(f"\n$ curl -s {self.url.rstrip('/')}{path}\n{json.dumps(shown)}", flush=True)
+
+    def stop(self) -> None:
+        """Stop the current load run, if any (``finish`` does it too); what it saw is dropped."""
+        if self._generator is not None and self._generator.running:
+            self._generator.stop()
+
+    def records(self) -> list[RequestRecord]:
+        """Every request of the steps closed so far (all of them after ``finish``)."""
+        return [record for report, _ in self.reports for record in report.records]
 
     def finish(self) -> list[str]:
         """Stop the load; print the totals; return what was not zero downtime ([] when all was)."""
