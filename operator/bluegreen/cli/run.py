@@ -1,10 +1,14 @@
-"""``run``: start the operator (kopf), with its logging, liveness endpoint and optional push-webhook receiver."""
+"""``run``: start the operator (kopf), with its logging, liveness endpoint, optional push-webhook receiver and
+optional Prometheus metrics endpoint."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
+
+METRICS_ENV = "BLUEGREEN_METRICS_LISTEN"
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -31,6 +35,9 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="receive git push webhooks on this address (plain HTTP), e.g. 0.0.0.0:9443; off by default")
     run.add_argument("--webhook-secret-file", metavar="PATH", default=None,
                      help="file holding the webhooks' shared secret (a mounted Secret; re-read when it changes)")
+    run.add_argument("--metrics-listen", metavar="HOST:PORT", default=None,
+                     help=f"serve Prometheus metrics at http://HOST:PORT/metrics (:PORT: every IPv4 interface; "
+                          f"0: off); default: ${METRICS_ENV}, else off. The manifests and the chart use :8000")
     run.add_argument("--check-deny-networks", metavar="CIDRS", default=None,
                      help="comma-separated networks HTTP checks may not call (default: $BLUEGREEN_CHECK_DENY_NETWORKS, "
                           "else 169.254.0.0/16,fe80::/10, link-local cloud metadata); \"\" allows every address")
@@ -61,11 +68,27 @@ def run(args: argparse.Namespace) -> int:
             get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
             return 2
         webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
+    from bluegreen.metrics.server import ListenError, parse_metrics_listen
+
+    given = ("--metrics-listen", args.metrics_listen) if args.metrics_listen is not None else \
+        (METRICS_ENV, os.environ.get(METRICS_ENV, ""))
+    try:
+        metrics = parse_metrics_listen(given[1])
+    except ValueError as exc:
+        from bluegreen.logs import get_logger
+
+        get_logger().error(f"cannot start: {given[0]}: {exc}")
+        return 2
     from bluegreen.runtime.handlers import run_operator
 
     try:
         run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook,
-                     deny_networks=args.check_deny_networks)
+                     deny_networks=args.check_deny_networks, metrics=metrics)
+    except ListenError as exc:
+        from bluegreen.logs import get_logger
+
+        get_logger().error(f"cannot start: --metrics-listen {exc}")
+        return 2
     except ValueError as exc:  # a network of --check-deny-networks / BLUEGREEN_CHECK_DENY_NETWORKS that does not parse
         from bluegreen.logs import get_logger
 

@@ -12,7 +12,10 @@
 - git is read by the fetch scheduler (``runtime.fetcher``) on its own threads; it queues a release when its
   result changed;
 - with ``--webhook-listen``, the push-webhook receiver (``bluegreen.webhook``) runs in kopf's event loop from
-  startup to cleanup and asks the controller to check git now for the releases a push concerns.
+  startup to cleanup and asks the controller to check git now for the releases a push concerns;
+- with ``--metrics-listen``, ``/metrics`` (``bluegreen.metrics``) is served on a thread of its own for the
+  whole run; the release, Deployment and switch events below, the passes, the git checks and the webhooks
+  report to its recorder (``memo.recorder``; without it, the no-op ``Recorder``).
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
 deleting a release never needs the operator.
@@ -29,6 +32,7 @@ from typing import Any
 
 import kopf
 
+from bluegreen.core.recorder import Recorder
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION, ReleaseRef
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
@@ -37,10 +41,14 @@ from bluegreen.hooks.http_checks import DEFAULT_DENY_NETWORKS, HttpCheckRunner, 
 from bluegreen.hooks.job_checks import JobCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.kube.client import RequestTimeouts, load_api_client
-from bluegreen.kube.cluster import ClusterView, KubeCluster
+from bluegreen.kube.cluster import ClusterView
+from bluegreen.kube.states import deployment_record
 from bluegreen.logs import get_logger
+from bluegreen.metrics.recorder import PrometheusRecorder
+from bluegreen.metrics.server import MetricsServer
 from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.fetcher import FetchScheduler
+from bluegreen.runtime.metering import MeteredCluster, timed_passes
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -62,14 +70,26 @@ def check_deny_networks(value: str | None = None) -> str:
 
 
 def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None,
-                 deny_networks: str | None = None) -> None:
+                 deny_networks: str | None = None, metrics: tuple[str, int] | None = None) -> None:
     """Run until stopped: every namespace when ``namespaces`` is empty. Standalone: one operator, no peering.
-    With ``webhook``, the push-webhook receiver listens too. ``deny_networks``: ``--check-deny-networks``
-    (None: ``check_deny_networks()``). Raises ValueError for a network that does not parse."""
+    With ``webhook``, the push-webhook receiver listens too; with ``metrics`` (host, port), ``/metrics`` is
+    served there from before kopf starts until it has stopped. ``deny_networks``: ``--check-deny-networks``
+    (None: ``check_deny_networks()``). Raises ValueError for a network that does not parse, ``ListenError``
+    when the metrics address cannot be listened on."""
     networks = check_deny_networks(deny_networks)
     parse_networks(networks)
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
-             memo=kopf.Memo(webhook_config=webhook, deny_networks=networks))
+    recorder: Recorder = Recorder()
+    server = None
+    if metrics is not None:
+        recorder = PrometheusRecorder()
+        server = MetricsServer(*metrics, recorder.registry)
+        server.start()
+    try:
+        kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
+                 memo=kopf.Memo(webhook_config=webhook, deny_networks=networks, recorder=recorder))
+    finally:
+        if server is not None:
+            server.stop()
 
 
 @kopf.on.startup()
@@ -92,13 +112,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
     settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_RELEASE  # the hook Jobs only
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    recorder: Recorder = getattr(memo, "recorder", None) or Recorder()
+    memo.recorder = recorder
     view = memo.view = ClusterView()
-    cluster = KubeCluster(load_api_client(timeouts), view)
+    cluster = MeteredCluster(load_api_client(timeouts), view, recorder=recorder)
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
-                       on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
+                       on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name),
+                       recorder=recorder)
     verifier = CommitVerifier()
-    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")))
+    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")),
+                             recorder=recorder)
     loop = asyncio.get_running_loop()
 
     def wake(release: ReleaseRef) -> None:  # from a check thread: a check's verdict changed
@@ -113,10 +137,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.job_checks = JobCheckRunner(memo.hook_jobs)
     checks = CheckRunners(http=http_checks, job=memo.job_checks)
     reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks)
-    controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
+    controller = Controller(timed_passes(reconciler.reconcile, recorder), forget=reconciler.forget,
+                            request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
-    cluster.on_release = controller.written_from_thread
+
+    def written(body: dict[str, Any]) -> None:  # from a pass's thread: the release a status patch returned
+        recorder.release_observed(body)
+        controller.written_from_thread(body)
+
+    cluster.on_release = written
     controller.start()
 
     def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
@@ -133,7 +163,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             secret.load()
         except WebhookSecretError as exc:
             raise kopf.PermanentError(str(exc)) from None
-        server = WebhookServer(config.host, config.port, secret, controller.trigger)
+        server = WebhookServer(config.host, config.port, secret, controller.trigger, recorder=recorder)
         try:
             await server.start()
         except OSError as exc:
@@ -177,8 +207,11 @@ async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -
     meta = body.get("metadata", {})
     if type == "DELETED":
         controller.remove(meta.get("namespace"), meta.get("name"))
+        memo.recorder.release_deleted(meta.get("namespace"), meta.get("name"))
     else:
-        controller.upsert(copy.deepcopy(dict(body)))
+        release = copy.deepcopy(dict(body))
+        controller.upsert(release)
+        memo.recorder.release_observed(release)
 
 
 # The view is fed by index handlers (they return nothing, so kopf's own index stays empty): they run before
@@ -186,6 +219,9 @@ async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -
 @kopf.index("apps", "v1", "deployments")
 async def deployment_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.view.observe_deployment(body)
+    record = deployment_record(body)
+    if record is not None:
+        memo.recorder.color_observed(body.get("metadata", {}).get("namespace"), record.release, record.state)
 
 
 @kopf.index("", "v1", "services")
@@ -202,6 +238,8 @@ async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any
     if type == "DELETED":
         gone = view.deployment_gone(body)
         release = gone.release if gone is not None else release
+        if gone is not None:
+            memo.recorder.color_deleted(body.get("metadata", {}).get("namespace"), gone.release, gone.state.color)
     if release:
         memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
 
