@@ -19,7 +19,13 @@ from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, ParamSpec
 
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from bluegreen.core.plans import ColorState
 from bluegreen.core.recorder import ERROR, SUCCESS, Recorder
@@ -56,10 +62,14 @@ class _Release:
 
 
 class PrometheusRecorder(Recorder):
-    """Records into ``registry`` (a new one by default, with the process, platform and GC collectors)."""
+    """Records into ``registry`` (a new one by default, with the process, platform and GC collectors).
+
+    Counters and histograms export no ``*_created`` series (``disable_created_metrics``, process-wide): they
+    would double the series for a timestamp Prometheus does not need."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
+        disable_created_metrics()
         if registry is None:
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
