@@ -52,10 +52,11 @@ def entry(commit: str, color: str, outcome: str, reason: str, started: str = "20
     return {"revision": commit, "color": color, "outcome": outcome, "reason": reason, "startedAt": started}
 
 
-def state(color: Color, *, replicas: int = 2, ready: int = 2, generation: int = 1) -> ColorState:
+def state(color: Color, *, replicas: int = 2, ready: int = 2, available: int | None = None,
+          generation: int = 1) -> ColorState:
     return ColorState(color=color, exists=True, replicas=replicas, generation=generation, observed_generation=1,
                       status_replicas=replicas, updated_replicas=replicas, ready_replicas=ready,
-                      available_replicas=ready)
+                      available_replicas=ready if available is None else available)
 
 
 def test_the_info_series_follows_the_status_and_the_old_one_is_removed(recorder: PrometheusRecorder) -> None:
@@ -156,11 +157,12 @@ def test_a_colour_that_stops_being_available_starts_over(recorder: PrometheusRec
     recorder.release_observed(body(10))
     clock.at(1000.0)
     recorder.color_observed(NS, NAME, state(Color.GREEN))
+    clock.at(1005.0)
+    recorder.commit_seen(NS, NAME, V2)
     clock.at(1010.0)
     recorder.color_observed(NS, NAME, state(Color.GREEN, generation=2))  # a new template applied: not yet rolled out
     clock.at(1020.0)
     recorder.color_observed(NS, NAME, state(Color.GREEN))
-    recorder.commit_seen(NS, NAME, V2)
     clock.at(1021.0)
     recorder.release_observed(body(11, {"history": [entry(V2, "green", "Succeeded", "Promote")]}))
     assert sample(recorder, "bluegreen_available_to_switch_seconds_sum", namespace=NS, outcome="Succeeded") == 1.0
@@ -173,10 +175,10 @@ def test_a_colour_that_stops_being_available_starts_over(recorder: PrometheusRec
 
 
 def test_colour_replicas_follow_the_deployment_and_go_with_it(recorder: PrometheusRecorder) -> None:
-    recorder.color_observed(NS, NAME, state(Color.BLUE, replicas=3, ready=1))
+    recorder.color_observed(NS, NAME, state(Color.BLUE, replicas=3, ready=2, available=1))
     labels = {**RELEASE, "color": "blue"}
     assert sample(recorder, "bluegreen_color_spec_replicas", **labels) == 3
-    assert sample(recorder, "bluegreen_color_ready_replicas", **labels) == 1
+    assert sample(recorder, "bluegreen_color_ready_replicas", **labels) == 2
     assert sample(recorder, "bluegreen_color_available_replicas", **labels) == 1
     recorder.color_observed(NS, NAME, state(Color.BLUE, replicas=0, ready=0))
     assert sample(recorder, "bluegreen_color_spec_replicas", **labels) == 0
@@ -221,6 +223,10 @@ def test_a_deleted_release_loses_its_series_and_keeps_the_histograms(recorder: P
     recorder.release_observed(body(20, {"history": [entry(V1, "blue", "Succeeded", "Promote")]}))
     assert sample(recorder, "bluegreen_release_outcomes_total", **RELEASE, outcome="Succeeded") == 0, \
         "a release created again under the same name starts from its first look"
+    recorder.release_observed(body(21, {"history": [entry(V1, "blue", "Succeeded", "Promote", "2026-12-01T14:00:00Z"),
+                                                    entry(V1, "blue", "Succeeded", "Promote")]}))
+    assert sample(recorder, "bluegreen_commit_to_switch_seconds_count", namespace=NS, outcome="Succeeded") == 1, \
+        "the commits the deleted release had seen are forgotten with it"
 
 
 def test_the_operators_own_work(recorder: PrometheusRecorder) -> None:
