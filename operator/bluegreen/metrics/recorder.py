@@ -69,7 +69,7 @@ class PrometheusRecorder(Recorder):
 
     def __init__(self, registry: CollectorRegistry | None = None, *,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client 0.26
         if registry is None:
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
