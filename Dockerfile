@@ -54,7 +54,7 @@ ENV PATH=/opt/bluegreen/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
     SSL_CERT_DIR=/etc/ssl/certs \
     LANG=C.UTF-8
 VOLUME ["/tmp", "/var/cache/bluegreen"]
-EXPOSE 8080/tcp 9443/tcp
+EXPOSE 8000/tcp 8080/tcp 9443/tcp
 WORKDIR /
 USER 65532:65532
 ENTRYPOINT ["/opt/bluegreen/bin/bluegreen"]

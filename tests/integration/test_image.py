@@ -59,7 +59,7 @@ def test_config_runs_bluegreen_run_as_nonroot(image: BuiltImage) -> None:
     assert config["Cmd"] == ["run"]
     assert config["WorkingDir"] == "/"
     assert sorted(config["Volumes"]) == ["/tmp", "/var/cache/bluegreen"]
-    assert sorted(config["ExposedPorts"]) == ["8080/tcp", "9443/tcp"]
+    assert sorted(config["ExposedPorts"]) == ["8000/tcp", "8080/tcp", "9443/tcp"]
     assert image.env() == SPEC["config"]["env"]
     assert image.env()["HOME"] == "/tmp" and image.env()["BLUEGREEN_CACHE_DIR"] == "/var/cache/bluegreen"
     assert (image.config["os"], image.config["architecture"]) == ("linux", "amd64")

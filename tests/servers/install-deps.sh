@@ -2,12 +2,13 @@
 # Install the Debian packages the loopback git servers of the integration tests need: sshd and ssh-keygen
 # (SSH transport), git (git daemon, git http-backend), openssl (test CA and server certificates) and gnupg
 # (OpenPGP signature tests), postgresql (the throwaway database server of tests/servers/postgres.py; its
-# binaries live in /usr/lib/postgresql/<major>/bin, which that module finds) and lua5.1, which runs the Argo CD
-# health check of docs/conditions.md in a unit test. Idempotent and quiet when everything is present; sudo only
-# when not root.
+# binaries live in /usr/lib/postgresql/<major>/bin, which that module finds), lua5.1, which runs the Argo CD
+# health check of docs/conditions.md in a unit test, and prometheus, the server the metrics e2e test starts on
+# loopback (tests/servers/prometheus.py) to scrape the operator. Idempotent and quiet when everything is present;
+# sudo only when not root.
 set -euo pipefail
 
-packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates postgresql lua5.1)
+packages=(openssh-server openssh-client git openssl gnupg gpgsm ca-certificates postgresql lua5.1 prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,7 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "servers: apt-get update"
   $sudo apt-get update -q >/dev/null
   echo "servers: installing ${missing[*]}"
-  # policy-rc.d 101: do not start the system sshd or postgresql service on install (the tests run their own).
+  # policy-rc.d 101: do not start the system sshd, postgresql or prometheus service on install (the tests run their
+  # own).
   policy=/usr/sbin/policy-rc.d
   added_policy=0
   if [ ! -e "$policy" ]; then

@@ -32,6 +32,8 @@ WEBHOOK_PORT = 9443
 WEBHOOK_SECRET = "bluegreen-webhook"
 WEBHOOK_SECRET_FILE = "/etc/bluegreen/webhook/secret"
 WEBHOOK_ARGS = ["--webhook-listen", f"0.0.0.0:{WEBHOOK_PORT}", "--webhook-secret-file", WEBHOOK_SECRET_FILE]
+METRICS_PORT = 8000
+METRICS_ARGS = ["--metrics-listen", f":{METRICS_PORT}"]
 EXAMPLE_WATCHED_NAMESPACE = "bluegreen-apps"
 CACHE_DIR = "/var/cache/bluegreen"
 
@@ -98,10 +100,11 @@ LEADER_TRIPLES = {("coordination.k8s.io", "leases", "create"), ("coordination.k8
                   ("coordination.k8s.io", "leases", "update"), ("", "pods", "patch")}
 
 
-def only(docs: Iterable[Doc], kind: str) -> Doc:
-    """The one document of ``kind`` (the leader election's Role and RoleBinding aside)."""
-    found = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"] != LEADER_ELECTION]
-    assert len(found) == 1, f"expected exactly one {kind}, found {[identity(d) for d in found]}"
+def only(docs: Iterable[Doc], kind: str, name: str | None = None) -> Doc:
+    """The one document of ``kind`` (named ``name``; the leader election's Role and RoleBinding aside)."""
+    found = [doc for doc in docs if doc["kind"] == kind and name in (None, doc["metadata"]["name"])
+             and doc["metadata"]["name"] != LEADER_ELECTION]
+    assert len(found) == 1, f"expected exactly one {kind} {name or ''}, found {[identity(d) for d in found]}"
     return found[0]
 
 
@@ -283,7 +286,7 @@ def test_operator_args_match_the_rbac_mode(mode: str) -> None:
     docs = kustomize_build(directory)
     args = operator_container(only(docs, "Deployment"))["args"]
     assert args == ["run", *scope_args, "--log-format", "json", "--liveness", "http://0.0.0.0:8080/healthz",
-                    "--leader-elect", *WEBHOOK_ARGS]
+                    *WEBHOOK_ARGS, *METRICS_ARGS, "--leader-elect"]
     kinds = {doc["kind"] for doc in docs if doc["metadata"]["name"] != LEADER_ELECTION}
     if mode == "cluster-wide":
         assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
@@ -328,7 +331,7 @@ def test_rbac_grants_exactly_what_the_operator_needs(mode: str) -> None:
 def test_webhook_service_selects_the_operator(mode: str) -> None:
     directory, _ = MODES[mode]
     docs = kustomize_build(directory)
-    service = only(docs, "Service")
+    service = only(docs, "Service", "bluegreen-webhook")
     deployment = only(docs, "Deployment")
     assert (service["metadata"]["name"], service["metadata"]["namespace"]) == (
         "bluegreen-webhook",
@@ -355,7 +358,8 @@ def test_webhook_receiver_listens_behind_the_service_with_the_secret_mounted_rea
     args = _parser().parse_args(container["args"])  # the real CLI parser
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.webhook_listen == ("0.0.0.0", ports["webhook"])
-    assert only(docs, "Service")["spec"]["ports"][0]["targetPort"] == ports["webhook"] == WEBHOOK_PORT
+    webhook_service = only(docs, "Service", "bluegreen-webhook")
+    assert webhook_service["spec"]["ports"][0]["targetPort"] == ports["webhook"] == WEBHOOK_PORT
     secret_file = Path(args.webhook_secret_file)
     mounts = [m for m in container["volumeMounts"] if secret_file.is_relative_to(m["mountPath"])]
     assert len(mounts) == 1, f"{mode}: exactly one mount must hold {secret_file}: {mounts}"
@@ -368,6 +372,31 @@ def test_webhook_receiver_listens_behind_the_service_with_the_secret_mounted_rea
     relative = str(secret_file.relative_to(mount["mountPath"]))
     assert {item["path"]: item["key"] for item in secret["items"]} == {relative: "secret"}
     assert secret["defaultMode"] & 0o007 == 0, "not readable by others"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_metrics_are_served_on_the_port_the_metrics_service_and_its_annotations_name(mode: str) -> None:
+    from bluegreen.metrics.server import parse_metrics_listen
+
+    directory, _ = MODES[mode]
+    docs = kustomize_build(directory)
+    deployment = only(docs, "Deployment")
+    container = operator_container(deployment)
+    args = _parser().parse_args(container["args"])  # the real CLI parser, then the real address parser
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == METRICS_PORT
+    assert parse_metrics_listen(args.metrics_listen) == ("0.0.0.0", ports["metrics"])
+    service = only(docs, "Service", "bluegreen-metrics")
+    assert service["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics",
+                                         "protocol": "TCP"}]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics", "what a ServiceMonitor selects"
+    annotations = service["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT),
+                           "prometheus.io/path": "/metrics"}
+    assert container["livenessProbe"]["httpGet"]["port"] != METRICS_PORT, "kopf's liveness keeps its own port"
 
 
 def test_namespaced_copies_stay_in_step_with_the_cluster_wide_files() -> None:
@@ -458,6 +487,11 @@ def test_chart_defaults() -> None:
         "limits": {"cpu": "500m", "memory": "512Mi"},
     }
     assert_hardened(values["podSecurityContext"], values["securityContext"], "values.yaml")
+    assert values["metrics"] == {
+        "enabled": True, "port": METRICS_PORT,
+        "service": {"type": "ClusterIP", "port": METRICS_PORT, "scrapeAnnotations": True, "annotations": {}},
+        "serviceMonitor": {"enabled": False, "interval": "30s", "scrapeTimeout": "10s", "labels": {}},
+    }
 
 
 def test_chart_rbac_rules_are_exact_and_switch_with_watch_namespaces() -> None:
@@ -549,3 +583,28 @@ def test_a_disruption_budget_keeps_one_operator_running(mode: str) -> None:
     assert budget["metadata"]["namespace"] == OPERATOR_NAMESPACE
     assert budget["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
     assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_chart_metrics_endpoint_service_and_service_monitor_agree() -> None:
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    blocks = re.findall(r"{{-? if \.Values\.metrics\.enabled }}(.*?){{-? end }}", template, re.DOTALL)
+    assert len(blocks) == 2, "the metrics args and the container port each depend on metrics.enabled"
+    assert '- --metrics-listen\n            - ":{{ .Values.metrics.port }}"' in blocks[0]
+    assert "- name: metrics\n              containerPort: {{ .Values.metrics.port }}" in blocks[1]
+    assert _parser().parse_args(["run", "--metrics-listen", f":{METRICS_PORT}"]).metrics_listen == f":{METRICS_PORT}"
+
+    service = (CHART / "templates" / "metrics-service.yaml").read_text()
+    assert re.search(r"{{-? if \.Values\.metrics\.enabled }}", service)
+    assert "app.kubernetes.io/component: metrics" in service
+    assert 'prometheus.io/port: {{ .Values.metrics.port | quote }}' in service, "annotations name the container port"
+    assert "- name: metrics\n      port: {{ .Values.metrics.service.port }}\n      targetPort: metrics" in service
+    assert 'include "bluegreen-operator.selectorLabels"' in service, "selects the operator's pods"
+
+    monitor = (CHART / "templates" / "servicemonitor.yaml").read_text()
+    assert re.search(r"{{-? if and \.Values\.metrics\.enabled \.Values\.metrics\.serviceMonitor\.enabled }}", monitor)
+    assert re.findall(r"^kind: (\w+)$", monitor, re.MULTILINE) == ["ServiceMonitor"]
+    assert "apiVersion: monitoring.coreos.com/v1" in monitor
+    selector = monitor.split("matchLabels:", 1)[1].split("endpoints:", 1)[0]
+    assert "app.kubernetes.io/component: metrics" in selector, "the metrics Service, not the webhook one"
+    assert "- port: metrics\n      path: /metrics" in monitor
+

@@ -1,4 +1,5 @@
-"""``run``: start the operator (kopf), with its logging, liveness endpoint and optional push-webhook receiver."""
+"""``run``: start the operator (kopf), with its logging, liveness endpoint, optional push-webhook receiver and
+optional Prometheus metrics endpoint."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import logging
 import os
 from pathlib import Path
+
+METRICS_ENV = "BLUEGREEN_METRICS_LISTEN"
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -69,6 +72,9 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                           help="how long the leader keeps acting without a successful renewal (default 10s)")
     election.add_argument("--leader-election-retry-period", metavar="DURATION", default="2s",
                           help="how often the Lease is renewed or tried (default 2s)")
+    run.add_argument("--metrics-listen", metavar="HOST:PORT", default=None,
+                     help=f"serve Prometheus metrics at http://HOST:PORT/metrics (:PORT: every IPv4 interface; "
+                          f"0: off); default: ${METRICS_ENV}, else off. The manifests and the chart use :8000")
     run.add_argument("--check-deny-networks", metavar="CIDRS", default=None,
                      help="comma-separated networks HTTP checks may not call (default: $BLUEGREEN_CHECK_DENY_NETWORKS, "
                           "else 169.254.0.0/16,fe80::/10, link-local cloud metadata); \"\" allows every address")
@@ -99,6 +105,17 @@ def run(args: argparse.Namespace) -> int:
             get_logger().error(f"cannot start: --webhook-listen {host}:{port}: {exc.strerror or exc}")
             return 2
         webhook = WebhookConfig(host, port, Path(args.webhook_secret_file))
+    from bluegreen.metrics.server import ListenError, parse_metrics_listen
+
+    given = ("--metrics-listen", args.metrics_listen) if args.metrics_listen is not None else \
+        (METRICS_ENV, os.environ.get(METRICS_ENV, ""))
+    try:
+        metrics = parse_metrics_listen(given[1])
+    except ValueError as exc:
+        from bluegreen.logs import get_logger
+
+        get_logger().error(f"cannot start: {given[0]}: {exc}")
+        return 2
     leader = None
     if args.leader_elect:
         from bluegreen.core.leases import LeaseSettings
@@ -115,7 +132,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         lost = run_operator(list(args.namespace), liveness=args.liveness, webhook=webhook,
-                            deny_networks=args.check_deny_networks, leader=leader)
+                            deny_networks=args.check_deny_networks, leader=leader, metrics=metrics)
+    except ListenError as exc:
+        from bluegreen.logs import get_logger
+
+        get_logger().error(f"cannot start: --metrics-listen {exc}")
+        return 2
     except ValueError as exc:  # a network of --check-deny-networks / BLUEGREEN_CHECK_DENY_NETWORKS that does not parse
         from bluegreen.logs import get_logger
 

@@ -78,6 +78,7 @@ def _decode_result(done: subprocess.CompletedProcess[bytes], remote: Remote, cre
             advertised=answer.get("advertised"),
             ls_remote=int(answer.get("ls_remote", 0)),
             fetch=int(answer.get("fetch", 0)),
+            fetch_seconds=float(answer.get("fetch_seconds", 0.0)),
             error=SourceError(cast(SourceReason, reason), str(error[1])) if error else None,
         )
     except (ValueError, TypeError, IndexError, AttributeError):
@@ -105,6 +106,7 @@ def _worker_main() -> int:
     error = [result.error.reason, result.error.message] if result.error else None
     sys.stdout.write(json.dumps({
         "advertised": result.advertised, "ls_remote": result.ls_remote, "fetch": result.fetch, "error": error,
+        "fetch_seconds": result.fetch_seconds,
     }))
     return 0
 

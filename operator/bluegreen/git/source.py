@@ -68,6 +68,7 @@ import pygit2
 
 from bluegreen.core.commits import CommitInfo, Snapshot
 from bluegreen.core.credentials import Credentials
+from bluegreen.core.recorder import SUCCESS, Recorder
 from bluegreen.core.spec import GitRef
 from bluegreen.git.cache import RETAIN_SECONDS, STALE_AFTER_SECONDS, MirrorCache
 from bluegreen.git.compaction import PACK_LIMIT, CompactionResult
@@ -84,7 +85,7 @@ from bluegreen.git.lookup import (
 from bluegreen.git.mirrors import STATES_GUARD, MirrorState, hand_out, record, reuse, state_for, touch
 from bluegreen.git.remote import Remote, check_ref, check_transport, parse_url
 from bluegreen.git.settings import millis, transport_settings
-from bluegreen.git.sync import collect_cycles, sync_mirror
+from bluegreen.git.sync import SyncResult, collect_cycles, sync_mirror
 
 __all__ = ["DEFAULT_MAX_BYTES", "GitSource"]
 
@@ -102,7 +103,8 @@ class GitSource(MirrorCache):
     commits ``fetch`` returned in the last ``retain_seconds`` are kept even if no ref reaches them any more.
     ``on_compaction`` hears of every compaction, done or failed (a failed one is retried ten minutes later).
     Mirrors nobody fetched through for ``stale_after_seconds`` are deleted (checked hourly); ``on_sweep``
-    hears of each.
+    hears of each. ``recorder`` hears of every remote contact and fetch (``Remote.key`` names the repository:
+    no user name, password or query).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class GitSource(MirrorCache):
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         on_compaction: Callable[[Path, CompactionResult | Exception], None] | None = None,
         on_sweep: Callable[[Path], None] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
@@ -128,6 +131,7 @@ class GitSource(MirrorCache):
         self.on_sweep = on_sweep
         self._swept_at: float | None = None
         self.on_compaction = on_compaction
+        self.recorder = recorder if recorder is not None else Recorder()
         pygit2.settings.server_connect_timeout = millis(timeout_seconds)
         pygit2.settings.server_timeout = millis(timeout_seconds)
 
@@ -263,7 +267,17 @@ class GitSource(MirrorCache):
             assert credentials is not None
             result = sync_isolated(mirror, remote, ref, credentials, self.timeout_seconds)
         record(state, result, started)
+        self._report(remote, result, time.monotonic() - started)
         if result.error is not None:
             raise result.error
         assert result.advertised is not None
         return result.advertised
+
+    def _report(self, remote: Remote, result: SyncResult, seconds: float) -> None:
+        """Tell the recorder of a contact (and its fetch): the result is ``success`` or the failure's reason;
+        a failed fetch leaves the listing, and so the contact, successful."""
+        repository = remote.key.partition("?")[0]
+        failure = result.error.reason if result.error is not None else None
+        if result.fetch:
+            self.recorder.git_fetch(repository, failure or SUCCESS, result.fetch_seconds)
+        self.recorder.git_contact(repository, SUCCESS if result.fetch else failure or SUCCESS, seconds)

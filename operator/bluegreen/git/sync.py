@@ -50,6 +50,8 @@ class SyncResult:
     ls_remote: int = 0
     fetch: int = 0
     error: SourceError | None = None
+    fetch_seconds: float = 0.0
+    """How long the fetch took (0 without one)."""
 
 
 def sync_mirror(
@@ -71,9 +73,13 @@ def sync_mirror(
         plan = plan_fetch(repo, remote, ref, result.advertised)
         if plan is not None:
             result.fetch += 1
-            with network_errors(remote, credentials, callbacks):
-                prune = FetchPrune.PRUNE if plan.prune else FetchPrune.NO_PRUNE
-                link.fetch(list(plan.refspecs), callbacks=callbacks, prune=prune, depth=plan.depth)
+            started = time.monotonic()
+            try:
+                with network_errors(remote, credentials, callbacks):
+                    prune = FetchPrune.PRUNE if plan.prune else FetchPrune.NO_PRUNE
+                    link.fetch(list(plan.refspecs), callbacks=callbacks, prune=prune, depth=plan.depth)
+            finally:
+                result.fetch_seconds = time.monotonic() - started
             note_fetched(repo, plan, result.advertised)
     except SourceError as exc:
         result.error = SourceError(exc.reason, exc.message)  # no traceback keeping frames (and link) alive

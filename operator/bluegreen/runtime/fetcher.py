@@ -28,6 +28,7 @@ from typing import Final
 
 from bluegreen.core.errors import Outcome
 from bluegreen.core.protocols import Source, Verifier
+from bluegreen.core.recorder import Recorder
 from bluegreen.logs import get_logger
 from bluegreen.runtime.feeds import (
     JITTER,
@@ -54,12 +55,13 @@ class FetchScheduler:
     def __init__(self, source: Source, secrets: Secrets, verifier: Verifier, *, workers: int = WORKERS,
                  max_threads: int = MAX_THREADS, stuck_after: float = STUCK_AFTER, jitter: float = JITTER,
                  monotonic: Callable[[], float] = time.monotonic, random: Callable[[], float] = _random.random,
-                 inline: bool = False) -> None:
+                 inline: bool = False, recorder: Recorder | None = None) -> None:
         self.book = FeedBook(workers=workers, max_threads=max_threads, stuck_after=stuck_after, jitter=jitter,
                              random=random)
         self.work = FeedWork(source, secrets, verifier)
         self.monotonic = monotonic
         self.inline = inline
+        self.recorder = recorder if recorder is not None else Recorder()
         self.log = get_logger("bluegreen.fetcher")
         self._cond = threading.Condition()
         self._on_change: OnChange = _ignore
@@ -152,6 +154,9 @@ class FetchScheduler:
                              error=f"{type(exc).__name__}: {exc}"[:500])
             outcome = _failed_run(work, f"The git check failed unexpectedly ({type(exc).__name__}); retried on "
                                         "the next check.")
+        for (namespace, name), result in outcome.results.items():  # the first one is when a commit was seen
+            if result.commit is not None:
+                self.recorder.commit_seen(namespace, name, result.commit.sha)
         with self._cond:
             self._in_flight -= 1
             notify = self.book.complete(work, outcome, self.monotonic())

@@ -16,6 +16,9 @@
 - with ``--leader-elect``, the controller's workers and the fetch scheduler start only once this process holds
   the leader Lease (``runtime.leader``); until then it stands by with warm watches, and every write of its API
   client is refused. Losing the Lease stops the operator (exit status 1), as client-go's controllers do.
+- with ``--metrics-listen``, ``/metrics`` (``bluegreen.metrics``) is served on a thread of its own for the
+  whole run; the release, Deployment and switch events below, the passes, the git checks and the webhooks
+  report to its recorder (``memo.recorder``; without it, the no-op ``Recorder``).
 
 No handler writes to the watched objects, so kopf adds no finalizer and stores no progress on them:
 deleting a release never needs the operator.
@@ -34,6 +37,7 @@ import kopf
 
 from bluegreen import __version__
 from bluegreen.core.leases import LeaseSettings
+from bluegreen.core.recorder import Recorder
 from bluegreen.core.spec import GROUP, LABEL_RELEASE, PLURAL, VERSION, ReleaseRef
 from bluegreen.git.compaction import CompactionResult
 from bluegreen.git.source import GitSource
@@ -42,12 +46,16 @@ from bluegreen.hooks.http_checks import DEFAULT_DENY_NETWORKS, HttpCheckRunner, 
 from bluegreen.hooks.job_checks import JobCheckRunner
 from bluegreen.hooks.runner import CheckRunners
 from bluegreen.kube.client import RequestTimeouts, load_api_client
-from bluegreen.kube.cluster import ClusterView, KubeCluster
+from bluegreen.kube.cluster import ClusterView
 from bluegreen.kube.leases import KubeLeases
+from bluegreen.kube.states import deployment_record
 from bluegreen.logs import get_logger
+from bluegreen.metrics.recorder import PrometheusRecorder
+from bluegreen.metrics.server import MetricsServer
 from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.leader import LeaderElector, identity
+from bluegreen.runtime.metering import MeteredCluster, timed_passes
 from bluegreen.runtime.reconciler import Reconciler
 from bluegreen.verify.verifier import CommitVerifier
 from bluegreen.webhook.secret import SecretFile, WebhookSecretError
@@ -69,19 +77,31 @@ def check_deny_networks(value: str | None = None) -> str:
 
 
 def run_operator(namespaces: list[str], *, liveness: str | None, webhook: WebhookConfig | None = None,
-                 deny_networks: str | None = None, leader: LeaseSettings | None = None) -> bool:
+                 deny_networks: str | None = None, leader: LeaseSettings | None = None,
+                 metrics: tuple[str, int] | None = None) -> bool:
     """Run until stopped: every namespace when ``namespaces`` is empty. kopf runs standalone (no peering):
     with ``leader``, the operator's own Lease decides which process acts. With ``webhook``, the push-webhook
-    receiver listens too. ``deny_networks``: ``--check-deny-networks`` (None: ``check_deny_networks()``).
-    Raises ValueError for a network that does not parse. Returns True when it stopped because the leader
-    Lease was lost."""
+    receiver listens too; with ``metrics`` (host, port), ``/metrics`` is served there from before kopf starts
+    until it has stopped. ``deny_networks``: ``--check-deny-networks`` (None: ``check_deny_networks()``).
+    Raises ValueError for a network that does not parse, ``ListenError`` when the metrics address cannot be
+    listened on. Returns True when it stopped because the leader Lease was lost."""
     networks = check_deny_networks(deny_networks)
     parse_networks(networks)
+    recorder: Recorder = Recorder()
+    server = None
+    if metrics is not None:
+        recorder = PrometheusRecorder()
+        server = MetricsServer(*metrics, recorder.registry)
+        server.start()
     stop_flag = asyncio.Event()  # bound to kopf's loop on first use (a threading.Event would hold an executor thread)
     memo = kopf.Memo(webhook_config=webhook, deny_networks=networks, leader_settings=leader, stop_flag=stop_flag,
-                     leadership_lost=False)
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
-             memo=memo, stop_flag=stop_flag)
+                     leadership_lost=False, recorder=recorder)
+    try:
+        kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces, liveness_endpoint=liveness,
+                 memo=memo, stop_flag=stop_flag)
+    finally:
+        if server is not None:
+            server.stop()
     return bool(memo.leadership_lost)
 
 
@@ -112,16 +132,20 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.label_selectors["apps", "v1", "deployments"] = LABEL_RELEASE
     settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_RELEASE  # the hook Jobs only
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    recorder: Recorder = getattr(memo, "recorder", None) or Recorder()
+    memo.recorder = recorder
     view = memo.view = ClusterView()
     me = identity()
     api = load_api_client(timeouts)
     api.user_agent = f"bluegreen-operator/{__version__} ({me})"
-    cluster = KubeCluster(api, view)
+    cluster = MeteredCluster(api, view, recorder=recorder)
     source = GitSource(cache_dir(), timeout_seconds=float(os.environ.get("BLUEGREEN_GIT_TIMEOUT", "30")),
                        on_compaction=log_compaction,
-                       on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name))
+                       on_sweep=lambda mirror: get_logger().info("unused mirror removed", mirror=mirror.name),
+                       recorder=recorder)
     verifier = CommitVerifier()
-    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")))
+    fetcher = FetchScheduler(source, cluster, verifier, workers=int(os.environ.get("BLUEGREEN_FETCH_WORKERS", "4")),
+                             recorder=recorder)
     loop = asyncio.get_running_loop()
 
     def wake(release: ReleaseRef) -> None:  # from a check thread: a check's verdict changed
@@ -136,10 +160,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.job_checks = JobCheckRunner(memo.hook_jobs)
     checks = CheckRunners(http=http_checks, job=memo.job_checks)
     reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks, hook_jobs=memo.hook_jobs)
-    controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
+    controller = Controller(timed_passes(reconciler.reconcile, recorder), forget=reconciler.forget,
+                            request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
-    cluster.on_release = controller.written_from_thread
+
+    def written(body: dict[str, Any]) -> None:  # from a pass's thread: the release a status patch returned
+        recorder.release_observed(body)
+        controller.written_from_thread(body)
+
+    cluster.on_release = written
 
     def queue(namespace: str, name: str) -> None:  # from a fetch thread: a git result changed
         loop.call_soon_threadsafe(controller.enqueue, (namespace, name))
@@ -162,7 +192,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             secret.load()
         except WebhookSecretError as exc:
             raise kopf.PermanentError(str(exc)) from None
-        server = WebhookServer(config.host, config.port, secret, controller.trigger)
+        server = WebhookServer(config.host, config.port, secret, controller.trigger, recorder=recorder)
         try:
             await server.start()
         except OSError as exc:
@@ -230,8 +260,11 @@ async def release_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -
     meta = body.get("metadata", {})
     if type == "DELETED":
         controller.remove(meta.get("namespace"), meta.get("name"))
+        memo.recorder.release_deleted(meta.get("namespace"), meta.get("name"))
     else:
-        controller.upsert(copy.deepcopy(dict(body)))
+        release = copy.deepcopy(dict(body))
+        controller.upsert(release)
+        memo.recorder.release_observed(release)
 
 
 # The view is fed by index handlers (they return nothing, so kopf's own index stays empty): they run before
@@ -244,6 +277,9 @@ async def deployment_index(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     release = body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
     if release:
         memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
+    record = deployment_record(body)
+    if record is not None:
+        memo.recorder.color_observed(body.get("metadata", {}).get("namespace"), record.release, record.state)
 
 
 @kopf.index("", "v1", "services")
@@ -259,6 +295,8 @@ async def deployment_event(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any
         return
     gone = memo.view.deployment_gone(body)
     release = gone.release if gone is not None else body.get("metadata", {}).get("labels", {}).get(LABEL_RELEASE)
+    if gone is not None:
+        memo.recorder.color_deleted(body.get("metadata", {}).get("namespace"), gone.release, gone.state.color)
     if release:
         memo.controller.enqueue((body.get("metadata", {}).get("namespace"), release))
 

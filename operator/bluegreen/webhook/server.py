@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from bluegreen.core.recorder import Recorder
 from bluegreen.logs import get_logger
 from bluegreen.webhook.providers import (
     PROVIDERS,
@@ -82,8 +83,10 @@ class _LogThrottle:
 
 
 def make_app(secret_source: SecretSource, trigger: Trigger, *, max_body: int = MAX_BODY_BYTES,
-             max_concurrent: int = MAX_CONCURRENT_REQUESTS) -> web.Application:
-    """The receiver: ``POST /hooks/{github,gitlab,gitea,generic}`` and ``GET /healthz``."""
+             max_concurrent: int = MAX_CONCURRENT_REQUESTS, recorder: Recorder | None = None) -> web.Application:
+    """The receiver: ``POST /hooks/{github,gitlab,gitea,generic}`` and ``GET /healthz``. Every answer to a
+    ``/hooks/`` request is reported to ``recorder`` (provider ``unknown`` for any other path)."""
+    recorder = recorder if recorder is not None else Recorder()
     log = get_logger("bluegreen.webhook")
     throttle = _LogThrottle()
     in_flight = 0
@@ -100,8 +103,13 @@ def make_app(secret_source: SecretSource, trigger: Trigger, *, max_body: int = M
         return reply(status, error=error)
 
     async def hook(request: web.Request) -> web.Response:
-        nonlocal in_flight
         provider = request.match_info["provider"]
+        response = await answer(request, provider)
+        recorder.webhook_request(provider if provider in PROVIDERS else "unknown", response.status)
+        return response
+
+    async def answer(request: web.Request, provider: str) -> web.Response:
+        nonlocal in_flight
         if provider not in PROVIDERS:
             return reject(request, provider[:40], 404, f"unknown provider; use one of {', '.join(PROVIDERS)}")
         if in_flight >= max_concurrent:
@@ -194,10 +202,11 @@ class WebhookConfig:
 class WebhookServer:
     """The receiver on ``host:port`` in the running event loop (kopf's): ``await start()`` / ``await stop()``."""
 
-    def __init__(self, host: str, port: int, secret_source: SecretSource, trigger: Trigger) -> None:
+    def __init__(self, host: str, port: int, secret_source: SecretSource, trigger: Trigger, *,
+                 recorder: Recorder | None = None) -> None:
         self.host = host
         self.requested_port = port
-        self._app = make_app(secret_source, trigger)
+        self._app = make_app(secret_source, trigger, recorder=recorder)
         self._runner: web.AppRunner | None = None
         self.log = get_logger("bluegreen.webhook")
 
