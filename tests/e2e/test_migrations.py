@@ -112,7 +112,7 @@ def test_a_failing_expand_brings_nothing_up_and_a_retry_runs_it_again(
             cluster.check_now()
             stalled = wait_until(lambda: (c := cluster.condition("Stalled")).get("reason") == "MigrationFailed" and c,
                                  timeout=90, what="the release stalled by its failing expand")
-            load.wait_more("v1", 100)
+            load.wait_more("v1", 240)  # a few seconds more of traffic on the stalled release
         load.phase("the retried expand and the cut-over", ["v1", "v2"])
         assert cluster.deployment("green") is None, "nothing was brought up"
         after = cluster.deployment("blue")
