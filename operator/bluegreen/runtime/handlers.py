@@ -45,6 +45,7 @@ from bluegreen.kube.client import RequestTimeouts, load_api_client
 from bluegreen.kube.cluster import ClusterView, KubeCluster
 from bluegreen.kube.leases import KubeLeases
 from bluegreen.logs import get_logger
+from bluegreen.notify import Notifier
 from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.leader import LeaderElector, identity
@@ -136,6 +137,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.job_checks = JobCheckRunner(memo.hook_jobs)
     checks = CheckRunners(http=http_checks, job=memo.job_checks)
     reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks)
+    notifier = memo.notifier = Notifier.from_env(cluster, deny_networks=networks)
+    notifier.start()
+    reconciler.on_status = notifier.status_written  # only passes write status: only the leader notifies
     controller = Controller(reconciler.reconcile, forget=reconciler.forget, request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
                             timing=Timing(resync=float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "600"))))
@@ -219,6 +223,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     http_checks: HttpCheckRunner | None = getattr(memo, "http_checks", None)
     if http_checks is not None:
         http_checks.close()
+    notifier: Notifier | None = getattr(memo, "notifier", None)
+    if notifier is not None:
+        await asyncio.to_thread(notifier.close)
     elector: LeaderElector | None = getattr(memo, "elector", None)
     if elector is not None:  # after the workers stopped: a standby may take over at once
         await asyncio.to_thread(elector.stop, give_up=not memo.leadership_lost)
