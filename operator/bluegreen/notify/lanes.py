@@ -1,7 +1,9 @@
 """The bounded queue of deliveries: one FIFO lane per target of a release, each worked by at most one sender
 at a time, in order (Started reaches a receiver before Promoted). A lane whose head waits for a retry is
-skipped until it is due, so a slow or failing receiver holds one sender thread at most, for one attempt at a
-time, and never delays another lane.
+skipped until it is due. Lanes belong to a group (the destination: a webhook's host and port, a Slack
+target's Secret), and at most ``group_limit`` lanes of one group are worked at once: a receiver that hangs
+holds that many sender threads at most, however many releases notify it, and the other senders go on with
+the other destinations.
 
 ``put`` never blocks: when ``capacity`` deliveries are queued it drops the oldest one that no sender is
 working on and returns it (the caller logs it). Thread-safe.
@@ -21,13 +23,20 @@ T = TypeVar("T")
 class Lanes(Generic[T]):
     """Items of ``T`` in lanes keyed by a hashable; ``take`` hands out the head of the lane due first."""
 
-    def __init__(self, capacity: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, capacity: int, monotonic: Callable[[], float] = time.monotonic, *,
+                 group_limit: int = 1) -> None:
         self.capacity = capacity
+        self.group_limit = group_limit
         self._monotonic = monotonic
         self._lanes: dict[Hashable, deque[tuple[int, T]]] = {}
+        self._groups: dict[Hashable, Hashable] = {}
+        """Each lane's group (given by its latest ``put``)."""
+        self._working: dict[Hashable, int] = {}
+        """Busy lanes per group."""
         self._due: dict[Hashable, float] = {}
         """Lanes with a head nobody works on, and when it may be taken."""
-        self._busy: set[Hashable] = set()
+        self._busy: dict[Hashable, Hashable] = {}
+        """Lanes a sender works on, with the group they were taken in."""
         self._size = 0
         self._seq = 0
         self._closed = False
@@ -37,10 +46,12 @@ class Lanes(Generic[T]):
         with self._cond:
             return self._size
 
-    def put(self, lane: Hashable, item: T) -> T | None:
-        """Queue ``item`` at the end of ``lane``; return the item dropped to make room, if any."""
+    def put(self, lane: Hashable, item: T, group: Hashable = None) -> T | None:
+        """Queue ``item`` at the end of ``lane``, of ``group`` (None: a group of its own); return the item dropped
+        to make room, if any."""
         with self._cond:
             dropped = self._drop_oldest() if self._size >= self.capacity else None
+            self._groups[lane] = group if group is not None else ("lane", lane)
             self._seq += 1
             self._lanes.setdefault(lane, deque()).append((self._seq, item))
             self._size += 1
@@ -56,10 +67,13 @@ class Lanes(Generic[T]):
         with self._cond:
             while not self._closed:
                 now = self._monotonic()
-                lane = min(self._due, key=self._due.__getitem__, default=None)
+                free = [lane for lane in self._due
+                        if self._working.get(self._groups.get(lane), 0) < self.group_limit]
+                lane = min(free, key=self._due.__getitem__, default=None)
                 if lane is not None and self._due[lane] <= now:
                     del self._due[lane]
-                    self._busy.add(lane)
+                    group = self._busy[lane] = self._groups.get(lane)
+                    self._working[group] = self._working.get(group, 0) + 1
                     return lane, self._lanes[lane][0][1]
                 wait = None if lane is None else self._due[lane] - now
                 if deadline is not None:
@@ -73,7 +87,12 @@ class Lanes(Generic[T]):
         """The sender is finished with the head of ``lane``: dropped (``retry_in`` None), or taken again in
         ``retry_in`` seconds."""
         with self._cond:
-            self._busy.discard(lane)
+            if lane in self._busy:
+                group = self._busy.pop(lane)
+                self._working[group] -= 1
+                if not self._working[group]:
+                    del self._working[group]
+                self._cond.notify_all()  # a lane of that group may be taken now
             queue = self._lanes.get(lane)
             if queue is None:
                 return
@@ -82,9 +101,10 @@ class Lanes(Generic[T]):
                 self._size -= 1
             if not queue:
                 del self._lanes[lane]
+                self._groups.pop(lane, None)
                 return
             self._due[lane] = self._monotonic() + (retry_in or 0.0)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Wake every waiting ``take`` (they return None); what is queued is dropped."""
@@ -109,6 +129,7 @@ class Lanes(Generic[T]):
         if not queue:
             del self._lanes[lane]
             self._due.pop(lane, None)
+            self._groups.pop(lane, None)
         elif index == 0 and lane in self._due:
             self._due[lane] = min(self._due[lane], self._monotonic())
         return item

@@ -4,7 +4,8 @@
 writes, the leader, ever notifies). It derives the notifications from the history before and after the write
 (``bluegreen.core.notifications.announce``), queues one delivery per target that wants the event, and returns:
 it never blocks and never raises into the pass. A small pool of sender threads works the queue
-(``bluegreen.notify.lanes``: per target in order, a full queue drops its oldest delivery with a warning).
+(``bluegreen.notify.lanes``: per target in order, at most half the senders for one destination, a full queue
+drops its oldest delivery with a warning).
 
 Each attempt reads the target's Secret through the cluster (``read_secret``), renders the message
 (``bluegreen.core.notify_messages``) and POSTs it (``bluegreen.notify.post``: timeouts, the deny-networks
@@ -24,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from bluegreen.core.delivery_policy import DeliveryPolicy, delivered, parse_retry_after
 from bluegreen.core.networks import DEFAULT_DENY_NETWORKS, Network, parse_networks
@@ -63,6 +65,15 @@ class Delivery:
     attempts: int = 0
 
 
+def destination(release: ReleaseRef, target: NotifyTarget) -> tuple[str, ...]:
+    """Who receives: a webhook's scheme, host and port; a Slack target's Secret (its URL is read when sent).
+    At most half the senders work for one destination at a time."""
+    if target.url is not None:
+        parts = urlsplit(target.url)
+        return parts.scheme, (parts.hostname or "").lower(), str(parts.port or "")
+    return "secret", release.namespace, target.secret_name
+
+
 class Notifier:
     """Queues and delivers release notifications; thread-safe. ``start`` the senders, ``close`` at the end."""
 
@@ -80,7 +91,7 @@ class Notifier:
         self._monotonic = monotonic
         self._rand = rand
         self._post = sender
-        self.lanes: Lanes[Delivery] = Lanes(capacity, monotonic)
+        self.lanes: Lanes[Delivery] = Lanes(capacity, monotonic, group_limit=max(1, workers // 2))
         self._queued: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -121,7 +132,8 @@ class Notifier:
                 if not target.wants(note.event) or not self._first_time(release, target, note):
                     continue
                 dropped = self.lanes.put((release.namespace, release.name, target.name),
-                                         Delivery(release, target, note, self._monotonic()))
+                                         Delivery(release, target, note, self._monotonic()),
+                                         destination(release, target))
                 count += 1
                 if dropped is not None:
                     self._bind(dropped).warning("notification queue full: the oldest notification was dropped",
