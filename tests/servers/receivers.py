@@ -112,16 +112,13 @@ class HangingReceiver:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
         self.accepted: list[float] = []
         self.closed: list[float] = []
         self._conns: list[socket.socket] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
 
     def _run(self) -> None:
         self.sock.settimeout(0.1)
