@@ -323,6 +323,16 @@ def test_refused_deliveries_are_not_tried_again(notifier: Make, receivers: Make,
     assert_no_secret(logs(), hook.url)
 
 
+def test_a_bad_port_fails_its_own_target_only(notifier: Make, receivers: Make, logs: Logs) -> None:
+    hook = receivers(secret=HMAC_KEY)
+    cluster = SecretsAndEvents({"hmac": {"secret": HMAC_KEY}})
+    sender = notifier(cluster)
+    write(sender, spec_with(webhook("bad-port", "http://127.0.0.1:http/x"), webhook("fine", hook.url)))
+    hook.wait_for(1)
+    wait(lambda: len(cluster.events) == 1, "a NotificationFailed Event")
+    assert cluster.events[0][2].endswith("to target 'bad-port' failed after 1 attempt: the URL's port is not a number")
+
+
 def test_status_written_never_blocks_and_a_full_queue_drops_the_oldest(notifier: Make, receivers: Make,
                                                                         logs: Logs) -> None:
     hang = receivers(HangingReceiver)

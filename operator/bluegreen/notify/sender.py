@@ -70,7 +70,7 @@ def destination(release: ReleaseRef, target: NotifyTarget) -> tuple[str, ...]:
     At most half the senders work for one destination at a time."""
     if target.url is not None:
         parts = urlsplit(target.url)
-        return parts.scheme, (parts.hostname or "").lower(), str(parts.port or "")
+        return parts.scheme, parts.netloc.rsplit("@", 1)[-1].lower()  # host:port (a bad port is refused when sent)
     return "secret", release.namespace, target.secret_name
 
 
