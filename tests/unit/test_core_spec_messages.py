@@ -17,8 +17,9 @@ V = {"mode": "head", "secretRef": {"name": "keys"}}
     pytest.param([], "spec",
                  'must be an object', id="spec-not-object"),
     pytest.param(spec_with(replicas=3), "spec.replicas",
-                 'unknown field (known: checks, deletionPolicy, migrations, previewService, progressDeadlineSeconds, '
-                 'promotion, scaleDownDelaySeconds, service, source, suspend)', id="unknown-top-field"),
+                 'unknown field (known: checks, deletionPolicy, migrations, notify, previewService, '
+                 'progressDeadlineSeconds, promotion, scaleDownDelaySeconds, service, source, suspend)',
+                 id="unknown-top-field"),
     pytest.param(spec_with(source=DELETE), "spec.source",
                  'is required', id="source-missing"),
     pytest.param(spec_with(source='x'), "spec.source",

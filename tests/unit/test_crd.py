@@ -42,6 +42,7 @@ CHECKED_KEYWORDS = {
     "maxLength",
     "minimum",
     "maxItems",
+    "minItems",
     "minProperties",
     "maxProperties",
     "oneOf",
@@ -145,6 +146,8 @@ def validate(schema: dict[str, Any], value: Any, at: str = "") -> None:
     if isinstance(value, list):
         if len(value) > schema.get("maxItems", len(value)):
             raise Refused(f"{at}: maxItems")
+        if len(value) < schema.get("minItems", 0):
+            raise Refused(f"{at}: minItems")
         for index, item in enumerate(value):
             validate(schema["items"], item, f"{at}[{index}]")
     if isinstance(value, dict):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bluegreen.core.gitref import is_commit_id, ref_name_problem, semver_problem
 from bluegreen.core.migrations_spec import Migrations, parse_migrations
+from bluegreen.core.notify_spec import NotifyTarget, parse_notify
 from bluegreen.core.repourl import URL_PREFIXES
 from bluegreen.core.spec_fields import SpecError as SpecError  # re-exported: the spec's error
 from bluegreen.core.spec_fields import int_field, refuse_unknown, require_mapping
@@ -161,6 +162,8 @@ class ReleaseSpec:
     post_promotion: tuple[CheckSpec, ...] = ()
     migrations: Migrations = field(default_factory=Migrations)
     """``spec.migrations``: the expand and contract Jobs of each commit (``bluegreen.core.migrations_spec``)."""
+    notify: tuple[NotifyTarget, ...] = ()
+    """``spec.notify``: where release notifications go (``bluegreen.core.notify_spec``)."""
 
     @property
     def job_paths(self) -> tuple[str, ...]:
@@ -197,6 +200,7 @@ class ReleaseSpec:
                 "promotion",
                 "checks",
                 "migrations",
+                "notify",
             },
         )
         from bluegreen.core.checks_spec import parse_checks, parse_promotion_mode  # it imports this module
@@ -232,6 +236,7 @@ class ReleaseSpec:
             pre_promotion=pre,
             post_promotion=post,
             migrations=parse_migrations(spec.get("migrations")),
+            notify=parse_notify(spec.get("notify")),
         )
 
 

@@ -17,14 +17,14 @@ The guard: addresses in ``deny_networks`` (operator-wide ``--check-deny-networks
 ``BLUEGREEN_CHECK_DENY_NETWORKS``, default link-local ``169.254.0.0/16,fe80::/10``, where cloud metadata
 services live) are never called: the name is resolved and every address checked before connecting, and the
 connected peer is checked again before anything is sent. Such a check fails with reason ``Refused`` and a
-message naming the setting. ``wake(release)`` is called whenever a check's verdict changes, so the
+message naming the setting (the networks are parsed and matched by ``bluegreen.core.networks``, shared with the
+notification senders). ``wake(release)`` is called whenever a check's verdict changes, so the
 controller queues the release at once.
 """
 
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 import threading
@@ -37,26 +37,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bluegreen.core.checks import CheckResult, CheckRun, CheckSpec, Hook, Verdict
+from bluegreen.core.networks import DEFAULT_DENY_NETWORKS as DEFAULT_DENY_NETWORKS  # re-exported
+from bluegreen.core.networks import DENY_SETTING as DENY_SETTING
+from bluegreen.core.networks import Network as Network
+from bluegreen.core.networks import denied as denied
+from bluegreen.core.networks import parse_networks as parse_networks
 from bluegreen.core.spec import ReleaseRef
 from bluegreen.logs import get_logger
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, str, int | None], tuple[str, int] | None]
 """(namespace, service, port or None) -> (ClusterIP, port), or None when the view has no such Service/port."""
 Wake = Callable[[ReleaseRef], None]
 
-DEFAULT_DENY_NETWORKS = "169.254.0.0/16,fe80::/10"
-DENY_SETTING = "--check-deny-networks (env BLUEGREEN_CHECK_DENY_NETWORKS)"
 BODY_LIMIT = 64 * 1024
 """Bytes of a body read (bodyContains is searched in them)."""
 MESSAGE_BODY = 200
 """Characters of the body quoted in a message."""
 DEFAULT_WORKERS = 8
-
-
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """``169.254.0.0/16,fe80::/10`` -> networks; an empty text denies nothing. Raises ValueError."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -70,12 +67,6 @@ class Answer:
 
 class RefusedAddress(Exception):
     """The address is in a denied network."""
-
-
-def denied(address: str, networks: Sequence[Network]) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return any(ip in net or (mapped is not None and mapped in net) for net in networks)
 
 
 def _quote(body: bytes) -> str:

@@ -52,6 +52,7 @@ from bluegreen.kube.states import deployment_record
 from bluegreen.logs import get_logger
 from bluegreen.metrics.recorder import PrometheusRecorder
 from bluegreen.metrics.server import MetricsServer
+from bluegreen.notify import Notifier
 from bluegreen.runtime.controller import Controller, Timing
 from bluegreen.runtime.fetcher import FetchScheduler
 from bluegreen.runtime.leader import LeaderElector, identity
@@ -160,6 +161,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.job_checks = JobCheckRunner(memo.hook_jobs)
     checks = CheckRunners(http=http_checks, job=memo.job_checks)
     reconciler = Reconciler(cluster, source, verifier, fetcher=fetcher, checks=checks, hook_jobs=memo.hook_jobs)
+    notifier = memo.notifier = Notifier.from_env(cluster, deny_networks=networks)
+    notifier.start()
+    reconciler.on_status = notifier.status_written  # only passes write status: only the leader notifies
     controller = Controller(timed_passes(reconciler.reconcile, recorder), forget=reconciler.forget,
                             request_check=reconciler.request_check,
                             workers=int(os.environ.get("BLUEGREEN_WORKERS", "4")),
@@ -249,6 +253,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     http_checks: HttpCheckRunner | None = getattr(memo, "http_checks", None)
     if http_checks is not None:
         http_checks.close()
+    notifier: Notifier | None = getattr(memo, "notifier", None)
+    if notifier is not None:
+        await asyncio.to_thread(notifier.close)
     elector: LeaderElector | None = getattr(memo, "elector", None)
     if elector is not None:  # after the workers stopped: a standby may take over at once
         await asyncio.to_thread(elector.stop, give_up=not memo.leadership_lost)

@@ -100,6 +100,10 @@ class Pass:
 class Reconciler:
     """Reconciles BlueGreenReleases one pass at a time (thread-safe across different releases)."""
 
+    on_status: Callable[[ReleaseRef, ReleaseSpec, Mapping[str, Any], Mapping[str, Any]], None] | None = None
+    """Called after each status patch of a pass with the status it started from and the one written (the
+    notifier, ``bluegreen.notify``: it only queues)."""
+
     def __init__(self, cluster: Cluster, source: Source, verifier: Verifier, *,
                  clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] = time.monotonic,
                  fetcher: FetchScheduler | None = None, checks: CheckRunner | None = None,
@@ -319,6 +323,8 @@ class Reconciler:
             return
         self.cluster.patch_status(run.release, status)
         run.memory.last_status = status
+        if self.on_status is not None:
+            self.on_status(run.release, run.spec, run.shown, status)
 
     def _status(self, run: Pass, step: Plan, observed: Observed, now: datetime) -> dict[str, Any]:
         memory, previous = run.memory, run.status
