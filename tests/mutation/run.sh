@@ -19,7 +19,8 @@ stage="$root/.mutation"
 mutmut="$root/.venv/bin/mutmut"
 mkdir -p "$stage"
 for entry in src:operator tests:tests pyproject.toml:pyproject.toml crds:crds charts:charts manifests:manifests \
-             README.md:README.md Makefile:Makefile docs:docs demo:demo benchmarks:benchmarks; do
+             README.md:README.md Makefile:Makefile docs:docs demo:demo benchmarks:benchmarks image:image \
+             Dockerfile:Dockerfile .dockerignore:.dockerignore; do
   ln -sfn "../${entry#*:}" "$stage/${entry%%:*}"
 done
 cd "$stage"

@@ -267,6 +267,60 @@ REFUSALS: list[tuple[str, dict[str, str] | None, str, str]] = [
      "sets those labels and annotations itself, remove it."),
     ("pdb-v1beta2", {"x_yaml": PDB.replace("policy/v1beta1", "policy/v1beta2")}, "InvalidDisruptionBudget",
      f"{W}: apiVersion 'policy/v1beta2' of a PodDisruptionBudget is not supported; use policy/v1 or policy/v1beta1."),
+    ("configmap-binary-not-a-string", {"x_yaml": CONFIG + "binaryData: {logo: 1}\n"}, "InvalidConfigMap",
+     f"{W}: binaryData.logo must be a string, not 1 (quote it)."),
+    ("configmap-label-not-a-string", {"x_yaml": CONFIG.replace("team: web", "team: 7")}, "InvalidConfigMap",
+     f"{W}: metadata.labels.team must be a string, not 7 (quote it)."),
+    ("configmap-metadata-not-a-mapping", {"x_yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: settings\n"},
+     "InvalidConfigMap", f"{W}: metadata must be a mapping."),
+    ("configmap-name-a-number", {"x_yaml": CONFIG.replace("name: settings", "name: 5")}, "InvalidConfigMap",
+     f"{W}: metadata.name must be a non-empty string."),
+    ("hpa-annotation-not-a-string", {"x_yaml": HPA.replace("{name: web}", "{name: web, annotations: {a: 1}}", 1)},
+     "InvalidAutoscaler", f"{W}: metadata.annotations.a must be a string, not 1 (quote it)."),
+    ("hpa-reserved-label", {"x_yaml": HPA.replace("{name: web}", "{name: web, labels: {bluegreen.dev/x: y}}", 1)},
+     "InvalidAutoscaler", f"{W}: metadata.labels 'bluegreen.dev/x' uses the reserved prefix bluegreen.dev/; the "
+     "operator sets those labels and annotations itself, remove it."),
+    ("hpa-without-name", {"x_yaml": HPA.replace("metadata: {name: web}", "metadata: {}", 1)}, "InvalidAutoscaler",
+     f"{W}: metadata.name must be a non-empty string."),
+    ("hpa-without-spec", {"x_yaml": "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: w}\n"},
+     "InvalidAutoscaler", f"{W}: spec must be a mapping (it is missing)."),
+    ("hpa-of-an-old-deployment-api", {"x_yaml": HPA.replace("{apiVersion: apps/v1,", "{apiVersion: apps/v1beta1,")},
+     "InvalidAutoscaler",
+     f"{W}: spec.scaleTargetRef must be the source's apps/v1 Deployment (kind Deployment, apiVersion apps/v1), not "
+     "'apps/v1beta1' 'Deployment'."),
+    ("hpa-max-not-a-number", {"x_yaml": HPA.replace("maxReplicas: 8", "maxReplicas: '8'")}, "InvalidAutoscaler",
+     f"{W}: spec.maxReplicas must be a whole number >= 1, not '8'."),
+    ("hpa-min-a-boolean", {"x_yaml": HPA.replace("minReplicas: 2", "minReplicas: true")}, "InvalidAutoscaler",
+     f"{W}: spec.minReplicas must be a whole number >= 1, not True."),
+    ("pdb-without-spec", {"x_yaml": "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: w}\n"},
+     "InvalidDisruptionBudget", f"{W}: spec must be a mapping (it is missing)."),
+    ("pdb-label-value-not-a-string", {"x_yaml": PDB.replace("{app: shop}", "{app: 1}")}, "InvalidDisruptionBudget",
+     f"{W}: spec.selector.matchLabels.app must be a string, not 1 (quote it)."),
+    ("pdb-expressions-not-a-list", {"x_yaml": PDB.replace("{matchLabels: {app: shop}}", "{matchExpressions: x}")},
+     "InvalidDisruptionBudget", f"{W}: spec.selector.matchExpressions must be a list."),
+    ("pdb-expression-without-key", {"x_yaml": PDB.replace("{matchLabels: {app: shop}}",
+                                                          "{matchExpressions: [{operator: Exists}]}")},
+     "InvalidDisruptionBudget", f"{W}: spec.selector.matchExpressions[0] must be a mapping with a string key."),
+    ("pdb-expression-bad-operator", {"x_yaml": PDB.replace("{matchLabels: {app: shop}}",
+                                                           "{matchExpressions: [{key: app, operator: Is}]}")},
+     "InvalidDisruptionBudget",
+     f"{W}: spec.selector.matchExpressions[0].operator must be one of In, NotIn, Exists, DoesNotExist."),
+    ("pdb-expression-values-not-strings", {"x_yaml": PDB.replace(
+        "{matchLabels: {app: shop}}", "{matchExpressions: [{key: app, operator: In, values: [1]}]}")},
+     "InvalidDisruptionBudget", f"{W}: spec.selector.matchExpressions[0].values must be a list of strings."),
+    ("pdb-expression-in-without-values", {"x_yaml": PDB.replace(
+        "{matchLabels: {app: shop}}", "{matchExpressions: [{key: app, operator: In}]}")}, "InvalidDisruptionBudget",
+     f"{W}: spec.selector.matchExpressions[0].values must be non-empty for In/NotIn and empty for "
+     "Exists/DoesNotExist."),
+    ("pdb-expression-reserved-key", {"x_yaml": PDB.replace(
+        "{matchLabels: {app: shop}}", "{matchExpressions: [{key: bluegreen.dev/color, operator: Exists}]}")},
+     "InvalidDisruptionBudget",
+     f"{W}: spec.selector.matchExpressions[0].key 'bluegreen.dev/color' uses the reserved prefix bluegreen.dev/; "
+     "remove it."),
+    ("pdb-in-another-namespace", {"x_yaml": PDB.replace("{name: web}", "{name: web, namespace: x}")},
+     "WrongNamespace",
+     f"{W} sets metadata.namespace 'x', but the release is in namespace 'shop'; remove metadata.namespace or set it "
+     "to 'shop'."),
     ("invalid-yaml-names-the-file", {"x_yaml": "kind: [unclosed\n"}, "InvalidYAML", f"{W} is not valid YAML: "),
     ("deployment-rules-name-the-file", {"deployment_yaml": DEPLOYMENT.replace("replicas: 3", "replicas: 0"),
                                         "x_yaml": CONFIG}, "InvalidDeployment",
@@ -312,3 +366,72 @@ def test_a_pdb_selecting_by_expression_is_accepted() -> None:
                       "selector: {matchExpressions: [{key: tier, operator: In, values: [web]}]}")
     desired = parse_dir(directory(deployment_yaml=DEPLOYMENT, pdb_yaml=pdb))
     assert desired.disruption_budget is not None
+
+
+def test_the_bundle_hash_is_pinned() -> None:
+    """A changed hash after an upgrade would re-release every colour: the canonical form must not drift."""
+    assert hash_of(**BASE) == PINNED_HASH
+
+
+PINNED_HASH = "df7f94086d908046"
+
+
+@pytest.mark.parametrize(("hpa", "expected"), [
+    pytest.param(HPA.replace("minReplicas: 2", "minReplicas: 8"), (8, 8), id="min-equal-to-max"),
+    pytest.param(HPA.replace("  minReplicas: 2\n", "").replace("maxReplicas: 8", "maxReplicas: 1"), (1, 1),
+                 id="default-min-with-max-one"),
+])
+def test_hpa_ranges_at_their_edges(hpa: str, expected: tuple[int, int]) -> None:
+    assert parse_dir(directory(deployment_yaml=DEPLOYMENT, hpa_yaml=hpa)).autoscale == expected
+
+
+def test_a_configmap_name_of_the_longest_length_is_accepted() -> None:
+    name = "a" * 247
+    desired = parse_dir(directory(deployment_yaml=DEPLOYMENT, c_yaml=CONFIG.replace("name: settings", f"name: {name}")))
+    assert desired.config_maps[0].name == name
+
+
+def test_a_single_document_file_that_is_not_a_deployment_says_so_as_before() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_bundle([("d.yaml", CONFIG.encode())], namespace=NS, path="d.yaml", directory=False)
+    assert (caught.value.reason, caught.value.message) == (
+        "NotADeployment", "d.yaml must be an apps/v1 Deployment; found apiVersion 'v1', kind 'ConfigMap'.")
+
+
+def test_a_file_of_the_deployment_and_one_configmap() -> None:
+    desired = parse_bundle([("d.yaml", (DEPLOYMENT + "---\n" + CONFIG).encode())], namespace=NS, path="d.yaml",
+                           directory=False)
+    assert [c.name for c in desired.config_maps] == ["settings"]
+
+
+@pytest.mark.parametrize("directory_source", [False, True], ids=["file", "directory"])
+def test_the_namespace_and_size_limit_reach_every_document(directory_source: bool) -> None:
+    commit = CommitInfo("c" * 40, "s", "a <a@b>", NOW)
+    moved = DEPLOYMENT.replace("name: web,", "name: web, namespace: other,")
+
+    def snap(text: str) -> Snapshot:
+        if directory_source:
+            return Snapshot(commit, DIR, b"", ((f"{DIR}/d.yaml", text.encode()),))
+        return Snapshot(commit, "d.yaml", text.encode())
+
+    with pytest.raises(ManifestError) as caught:
+        parse_source(snap(moved), namespace=NS)
+    assert caught.value.reason == "WrongNamespace"
+    with pytest.raises(ManifestError) as caught:
+        parse_source(snap(DEPLOYMENT), namespace=NS, max_bytes=len(DEPLOYMENT) - 1)
+    assert caught.value.reason == "ManifestTooLarge"
+    assert parse_source(snap(DEPLOYMENT), namespace=NS, max_bytes=len(DEPLOYMENT)).replicas == 3
+    with pytest.raises(ManifestError) as caught:
+        parse_source(snap(DEPLOYMENT + "---\n" + CONFIG.replace("name: settings", "name: s, namespace: o")),
+                     namespace=NS)
+    assert caught.value.reason == "WrongNamespace"
+
+
+def test_an_empty_file_and_an_empty_directory_are_told_apart() -> None:
+    commit = CommitInfo("c" * 40, "s", "a <a@b>", NOW)
+    with pytest.raises(ManifestError) as caught:
+        parse_source(Snapshot(commit, "d.yaml", b""), namespace=NS)
+    assert caught.value.reason == "NotOneDocument" and caught.value.message.startswith("d.yaml ")
+    with pytest.raises(ManifestError) as caught:
+        parse_source(Snapshot(commit, DIR, b"", ()), namespace=NS)
+    assert caught.value.reason == "NotADeployment" and caught.value.message.startswith(f"{DIR} holds no YAML")

@@ -172,3 +172,36 @@ def test_a_pdb_by_expressions_gets_the_colour_labels_too() -> None:
 def test_copy_name() -> None:
     assert copy_name("settings", Color.BLUE) == "settings-blue"
     assert copy_name("settings", Color.GREEN) == "settings-green"
+
+
+def test_an_odd_entry_does_not_stop_the_rewriting_of_the_next_ones() -> None:
+    spec: dict[str, Any] = {"volumes": ["x", {"name": "c", "configMap": {"name": "settings"}}],
+                            "containers": ["z", {"envFrom": [{"configMapRef": {"name": "settings"}}]}]}
+    rewrite_config_refs(spec, ["settings"], Color.BLUE)
+    assert spec["volumes"][1]["configMap"]["name"] == "settings-blue"
+    assert spec["containers"][1]["envFrom"][0]["configMapRef"]["name"] == "settings-blue"
+
+
+LABELLED = parse_dir(directory(
+    deployment_yaml=DEPLOYMENT,
+    hpa_yaml=HPA.replace("metadata: {name: web}", "metadata: {name: web, labels: {tier: web}, annotations: {a: b}}"),
+    pdb_yaml=PDB.replace("metadata: {name: web}", "metadata: {name: web, labels: {tier: db}, annotations: {c: d}}")))
+
+
+@pytest.mark.parametrize(("render", "part", "labels", "annotations"), [
+    pytest.param(render_autoscaler, "autoscaler", {"tier": "web"}, {"a": "b"}, id="hpa"),
+    pytest.param(render_disruption_budget, "disruption_budget", {"tier": "db"}, {"c": "d"}, id="pdb"),
+])
+def test_the_hpa_and_pdb_copies_keep_their_metadata(render: Any, part: str, labels: dict[str, str],
+                                                   annotations: dict[str, str]) -> None:
+    body = render(getattr(LABELLED, part), release="shop", namespace="shop", color=Color.GREEN, commit=COMMIT,
+                  owner=OWNER)
+    assert body["metadata"] == {
+        "name": "web-green", "namespace": "shop",
+        "labels": {**labels, "bluegreen.dev/release": "shop", "bluegreen.dev/color": "green"},
+        "annotations": {**annotations, "bluegreen.dev/commit": COMMIT}, "ownerReferences": [OWNER]}
+
+
+def test_the_hash_covers_the_hpa_and_pdb_metadata() -> None:
+    assert LABELLED.template_hash != parse_dir(directory(deployment_yaml=DEPLOYMENT, hpa_yaml=HPA,
+                                                         pdb_yaml=PDB)).template_hash

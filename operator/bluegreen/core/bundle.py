@@ -44,7 +44,6 @@ from bluegreen.core.desired import (
     hash_template,
     parse_manifest,
 )
-from bluegreen.core.manifest_fields import mapping
 from bluegreen.core.yaml_docs import DEFAULT_MAX_BYTES, kind_of, load_documents, normalize
 
 UNSUPPORTED_KIND: Final = "UnsupportedKind"
@@ -75,7 +74,7 @@ def parse_bundle(files: Sequence[tuple[str, bytes]], *, namespace: str, path: st
     documents = _objects(loaded, path)
     where, deployment = _the_deployment(documents, path)
     base = deployment_template(deployment, namespace=namespace, where=where)
-    name = mapping(deployment.get("metadata", {}), "metadata", where).get("name")
+    name = (deployment.get("metadata") or {}).get("name")  # a mapping: deployment_template checked it
     pod_labels = base.spec["template"]["metadata"]["labels"]
     config_maps: dict[str, tuple[str, ConfigMapTemplate]] = {}
     autoscaler: tuple[str, ObjectTemplate] | None = None
@@ -84,7 +83,8 @@ def parse_bundle(files: Sequence[tuple[str, bytes]], *, namespace: str, path: st
         if doc is deployment:
             continue
         kind = _companion_kind(at, doc)
-        check_namespace(mapping(doc.get("metadata"), "metadata", at, _REASONS[kind]), namespace, at)
+        if isinstance(doc.get("metadata"), dict):  # else the kind's parser says what is wrong
+            check_namespace(doc["metadata"], namespace, at)
         if kind == "ConfigMap":
             config_map = parse_config_map(doc, at)
             if config_map.name in config_maps:

@@ -13,7 +13,6 @@ Every copy is labelled ``bluegreen.dev/release`` and ``bluegreen.dev/color`` and
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -128,15 +127,17 @@ def parse_autoscaler(doc: Mapping[str, Any], where: str, deployment: str | None)
     if target.get("name") != deployment:
         invalid(where, f"spec.scaleTargetRef.name is {target.get('name')!r}; it must name the source's Deployment "
                        f"{deployment!r} (the operator points each colour's copy at that colour)", reason)
-    maximum = spec.get("maxReplicas")
-    minimum = spec.get("minReplicas", 1)
-    for at, value in (("spec.maxReplicas", maximum), ("spec.minReplicas", minimum)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            invalid(where, f"{at} must be a whole number >= 1, not {value!r}", reason)
-    assert isinstance(maximum, int) and isinstance(minimum, int)
+    minimum = _replicas(spec.get("minReplicas", 1), "spec.minReplicas", where)
+    maximum = _replicas(spec.get("maxReplicas"), "spec.maxReplicas", where)
     if minimum > maximum:
         invalid(where, f"spec.minReplicas ({minimum}) must not exceed spec.maxReplicas ({maximum})", reason)
     return ObjectTemplate(str(doc["apiVersion"]), "HorizontalPodAutoscaler", name, spec, labels, annotations)
+
+
+def _replicas(value: object, at: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        invalid(where, f"{at} must be a whole number >= 1, not {value!r}", INVALID_AUTOSCALER)
+    return value
 
 
 def parse_disruption_budget(doc: Mapping[str, Any], where: str, pod_labels: Mapping[str, str]) -> ObjectTemplate:
@@ -164,7 +165,7 @@ def _copy_metadata(template: ConfigMapTemplate | ObjectTemplate, *, release: str
         "annotations": {**template.annotations, ANNOTATION_COMMIT: commit},
     }
     if owner is not None:
-        metadata["ownerReferences"] = [copy.deepcopy(dict(owner))]
+        metadata["ownerReferences"] = [dict(owner)]
     return metadata
 
 
@@ -184,8 +185,8 @@ def render_config_map(template: ConfigMapTemplate, *, release: str, namespace: s
 def render_autoscaler(template: ObjectTemplate, *, release: str, namespace: str, color: Color, commit: str,
                       owner: Mapping[str, Any] | None) -> dict[str, Any]:
     """The colour's HPA: the source's spec, scaling ``<release>-<colour>``."""
-    spec = copy.deepcopy(dict(template.spec))
-    spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(release, color)}
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(release, color)}
+    spec = {**template.spec, "scaleTargetRef": target}
     return {"apiVersion": template.api_version, "kind": template.kind,
             "metadata": _copy_metadata(template, release=release, namespace=namespace, color=color, commit=commit,
                                        owner=owner),
@@ -195,10 +196,9 @@ def render_autoscaler(template: ObjectTemplate, *, release: str, namespace: str,
 def render_disruption_budget(template: ObjectTemplate, *, release: str, namespace: str, color: Color, commit: str,
                              owner: Mapping[str, Any] | None) -> dict[str, Any]:
     """The colour's PDB: the source's selector narrowed to that colour's pods."""
-    spec = copy.deepcopy(dict(template.spec))
-    selector = spec.setdefault("selector", {})
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), LABEL_RELEASE: release,
-                               LABEL_COLOR: str(Color(color))}
+    selector = template.spec["selector"]
+    ours = {LABEL_RELEASE: release, LABEL_COLOR: str(Color(color))}
+    spec = {**template.spec, "selector": {**selector, "matchLabels": {**(selector.get("matchLabels") or {}), **ours}}}
     return {"apiVersion": template.api_version, "kind": template.kind,
             "metadata": _copy_metadata(template, release=release, namespace=namespace, color=color, commit=commit,
                                        owner=owner),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from bluegreen.core.spec import RESERVED_PREFIX
 from bluegreen.core.yaml_docs import ManifestError
@@ -26,7 +26,7 @@ def invalid(where: str, problem: str, reason: str = INVALID_DEPLOYMENT) -> NoRet
 def mapping(value: object, name: str, where: str, reason: str = INVALID_DEPLOYMENT) -> dict[str, Any]:
     if not isinstance(value, dict):
         invalid(where, f"{name} must be a mapping" + (" (it is missing)" if value is None else ""), reason)
-    return cast(dict[str, Any], value)
+    return value
 
 
 def string_map(value: object, name: str, where: str, reason: str = INVALID_DEPLOYMENT) -> dict[str, str]:
@@ -34,7 +34,7 @@ def string_map(value: object, name: str, where: str, reason: str = INVALID_DEPLO
     for key, item in result.items():
         if not isinstance(item, str):
             invalid(where, f"{name}.{key} must be a string, not {item!r} (quote it)", reason)
-    return cast(dict[str, str], result)
+    return result
 
 
 def check_reserved(keys: Mapping[str, str], name: str, where: str, reason: str = INVALID_DEPLOYMENT) -> None:
@@ -61,7 +61,7 @@ def expression_matches(expression: object, labels: Mapping[str, str], at: str, w
     """Evaluate one label selector requirement against ``labels``."""
     if not isinstance(expression, dict) or not isinstance(expression.get("key"), str):
         invalid(where, f"{at} must be a mapping with a string key", reason)
-    expr = cast(dict[str, Any], expression)
+    expr: dict[str, Any] = expression
     operator: object = expr.get("operator")
     values: object = expr.get("values", [])
     if operator not in SELECTOR_OPERATORS:
