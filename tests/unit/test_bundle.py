@@ -321,6 +321,8 @@ REFUSALS: list[tuple[str, dict[str, str] | None, str, str]] = [
      "WrongNamespace",
      f"{W} sets metadata.namespace 'x', but the release is in namespace 'shop'; remove metadata.namespace or set it "
      "to 'shop'."),
+    ("normalizing-names-the-document", {"x_yaml": CONFIG + "---\n1: one\n"}, "InvalidYAML",
+     f"{W} (document 2): key 1 under the top must be a string."),
     ("invalid-yaml-names-the-file", {"x_yaml": "kind: [unclosed\n"}, "InvalidYAML", f"{W} is not valid YAML: "),
     ("deployment-rules-name-the-file", {"deployment_yaml": DEPLOYMENT.replace("replicas: 3", "replicas: 0"),
                                         "x_yaml": CONFIG}, "InvalidDeployment",
@@ -349,9 +351,13 @@ def test_an_hpa_needs_a_named_deployment() -> None:
     nameless = edited(DEPLOYMENT, lambda d: d["metadata"].pop("name"))
     with pytest.raises(ManifestError) as caught:
         parse_dir(directory(deployment_yaml=nameless, hpa_yaml=HPA))
-    assert caught.value.message == (
+    assert (caught.value.reason, caught.value.message) == ("InvalidAutoscaler", (
         f"{DIR}/hpa.yaml: spec.scaleTargetRef.name must name the source's Deployment, which has no metadata.name; "
-        "give the Deployment a name.")
+        "give the Deployment a name."))
+    numbered = edited(DEPLOYMENT, lambda d: d["metadata"].update(name=5))
+    with pytest.raises(ManifestError) as caught:
+        parse_dir(directory(deployment_yaml=numbered, hpa_yaml=HPA))
+    assert "which has no metadata.name" in caught.value.message
 
 
 def test_an_autoscaling_v1_hpa_without_min_replicas_defaults_to_one() -> None:
@@ -435,3 +441,29 @@ def test_an_empty_file_and_an_empty_directory_are_told_apart() -> None:
     with pytest.raises(ManifestError) as caught:
         parse_source(Snapshot(commit, DIR, b"", ()), namespace=NS)
     assert caught.value.reason == "NotADeployment" and caught.value.message.startswith(f"{DIR} holds no YAML")
+
+
+def test_a_source_without_a_deployment_lists_what_it_holds_up_to_four() -> None:
+    many = "---\n".join(CONFIG.replace("settings", f"c{n}") for n in range(6))
+    with pytest.raises(ManifestError) as caught:
+        parse_dir(directory(x_yaml=many))
+    found = ", ".join(f"ConfigMap in {W} (document {n})" for n in range(1, 5))
+    assert caught.value.message.startswith(f"{DIR} holds no apps/v1 Deployment (it holds {found} and 2 more); ")
+    with pytest.raises(ManifestError) as caught:
+        parse_dir(directory(x_yaml="---\n".join(CONFIG.replace("settings", f"c{n}") for n in range(4))))
+    assert "(document 4)); " in caught.value.message and "more" not in caught.value.message
+
+
+def test_the_hash_with_companions_still_covers_the_deployment_metadata() -> None:
+    annotated = DEPLOYMENT.replace("labels: {app: shop}}", "labels: {app: shop}, annotations: {team: web}}", 1)
+    relabelled = DEPLOYMENT.replace("labels: {app: shop}}", "labels: {app: cart}}", 1)
+    plain = hash_of(deployment_yaml=DEPLOYMENT, config_yaml=CONFIG)
+    assert hash_of(deployment_yaml=annotated, config_yaml=CONFIG) != plain
+    assert hash_of(deployment_yaml=relabelled, config_yaml=CONFIG) != plain
+
+
+def test_configmap_annotations_are_kept() -> None:
+    desired = parse_dir(directory(deployment_yaml=DEPLOYMENT, c_yaml=CONFIG.replace(
+        "labels: {team: web}", "labels: {team: web}, annotations: {owner: web-team}")))
+    assert desired.config_maps[0].annotations == {"owner": "web-team"}
+    assert desired.config_maps[0].labels == {"team": "web"}
