@@ -103,7 +103,7 @@ REFUSED: list[tuple[str, str | bytes, str]] = [
     ("metadata not a mapping", variant(lambda d: d.update(metadata=[1])), "metadata must be a mapping."),
     ("reserved label", variant(lambda d: d["metadata"]["labels"].update({"bluegreen.dev/hook": "x"})),
      f"{PATH}: metadata.labels 'bluegreen.dev/hook' uses the reserved prefix bluegreen.dev/; the operator sets "
-     "those itself, remove it."),
+     "those labels and annotations itself, remove it."),
     ("reserved annotation", variant(lambda d: d["metadata"]["annotations"].update({"bluegreen.dev/commit": "x"})),
      "metadata.annotations 'bluegreen.dev/commit' uses the reserved prefix"),
     ("number label", variant(lambda d: d["metadata"]["labels"].update(n=1)),

@@ -23,12 +23,12 @@ from typing import Any, Final, NoReturn, cast
 import yaml
 
 from bluegreen.core.errors import ReasonedError
+from bluegreen.core.manifest_fields import check_reserved, invalid, mapping, string_map
 from bluegreen.core.spec import (
     ANNOTATION_COMMIT,
     LABEL_COLOR,
     LABEL_HOOK,
     LABEL_RELEASE,
-    RESERVED_PREFIX,
     Color,
     ReleaseRef,
 )
@@ -95,7 +95,16 @@ class HookJobRun:
 def parse_job_manifest(content: str | bytes, *, namespace: str, path: str,
                        max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Validate one batch/v1 Job manifest of a commit (``path`` names it in messages) and return it,
-    normalized. ``namespace``: the release's; the manifest may omit it or name the same one."""
+    normalized. ``namespace``: the release's; the manifest may omit it or name the same one. Raises
+    ``JobManifestError``; the shared manifest rules (``core.yaml_docs``, ``core.manifest_fields``) report theirs
+    as ``ManifestError``, turned into it here."""
+    try:
+        return _parse_job_manifest(content, namespace=namespace, path=path, max_bytes=max_bytes)
+    except ManifestError as exc:
+        raise JobManifestError(exc.message) from None
+
+
+def _parse_job_manifest(content: str | bytes, *, namespace: str, path: str, max_bytes: int) -> dict[str, Any]:
     where = path or "the Job manifest"
     raw = content.encode("utf-8") if isinstance(content, str) else content
     if len(raw) > max_bytes:
@@ -114,8 +123,6 @@ def parse_job_manifest(content: str | bytes, *, namespace: str, path: str,
         raise JobManifestError(f"{where} is not valid YAML: {' '.join(str(exc).split())}.") from None
     except RecursionError:
         raise JobManifestError(f"{where} is nested too deeply to be read.") from None
-    except ManifestError as exc:  # the shared YAML rules (JSON values only, size after aliases)
-        raise JobManifestError(exc.message) from None
     if not isinstance(doc, dict) or doc.get("apiVersion") != "batch/v1" or doc.get("kind") != "Job":
         found = (f"apiVersion {doc.get('apiVersion')!r}, kind {doc.get('kind')!r}" if isinstance(doc, dict)
                  else f"a {type(doc).__name__}")
@@ -245,26 +252,17 @@ def job_environment(run: HookJobRun) -> list[dict[str, str]]:
     return env
 
 
+def _invalid(where: str, problem: str) -> NoReturn:
+    invalid(where, problem, INVALID_JOB_MANIFEST)
+
+
 def _mapping(value: object, name: str, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        _invalid(where, f"{name} must be a mapping" + (" (it is missing)" if value is None else ""))
-    return cast(dict[str, Any], value)
+    return mapping(value, name, where, INVALID_JOB_MANIFEST)
 
 
 def _string_map(value: object, name: str, where: str) -> dict[str, str]:
-    mapping = _mapping(value, name, where)
-    for key, item in mapping.items():
-        if not isinstance(item, str):
-            _invalid(where, f"{name}.{key} must be a string, not {item!r} (quote it)")
-    return cast(dict[str, str], mapping)
+    return string_map(value, name, where, INVALID_JOB_MANIFEST)
 
 
-def _check_reserved(mapping: Mapping[str, str], name: str, where: str) -> None:
-    for key in mapping:
-        if key.startswith(RESERVED_PREFIX):
-            _invalid(where, f"{name} {key!r} uses the reserved prefix {RESERVED_PREFIX}; the operator sets those "
-                            "itself, remove it")
-
-
-def _invalid(where: str, problem: str) -> NoReturn:
-    raise JobManifestError(f"{where}: {problem}.")
+def _check_reserved(keys: Mapping[str, str], name: str, where: str) -> None:
+    check_reserved(keys, name, where, INVALID_JOB_MANIFEST)
