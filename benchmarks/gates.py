@@ -23,13 +23,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from kubernetes import client, config, watch
+from benchkit import WatchThreads, git, median_p90
+from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
@@ -39,38 +38,21 @@ from kubesetup import fresh_namespace, install_crd  # noqa: E402
 
 NAMESPACE = "bluegreen-bench-gates"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
-GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
 RELEASES = ("gated", "plain")
 
 
-class Recorder:
+class Recorder(WatchThreads):
     """Watch threads: when each (release, colour, commit) became fully available, and every selector change
     of each release's Service (wall clock, so they compare with the operator's log timestamps)."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(2)
         self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
         self.available: dict[tuple[str, str, str], float] = {}
         self.switched: list[tuple[float, str, str]] = []  # (time, service, colour)
-        self.lock = threading.Lock()
-        self.watches = [watch.Watch(), watch.Watch()]
-        self.stopping = False
 
     def start(self) -> None:
-        threading.Thread(target=self._guarded, args=(self._deployments,), daemon=True).start()
-        threading.Thread(target=self._guarded, args=(self._services,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        for w in self.watches:
-            w.stop()
-
-    def _guarded(self, target: Any) -> None:
-        try:
-            target()
-        except Exception:
-            if not self.stopping:
-                raise
+        self.run(self._deployments, self._services)
 
     def _deployments(self) -> None:
         for event in self.watches[0].stream(self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600):
@@ -117,15 +99,9 @@ class Recorder:
         raise SystemExit(f"bench: {release}-{color} never seen fully available for {commit[:12]}")
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def summary(values: list[float]) -> str:
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return f"p50 {statistics.median(values) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   (n={len(values)})"
+    median, p90 = median_p90(values)
+    return f"p50 {median * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   (n={len(values)})"
 
 
 def verdict_time(log: Path, commit: str, after: float) -> float | None:

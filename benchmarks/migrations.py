@@ -24,13 +24,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from benchkit import WatchThreads, git, median_p90
+from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
@@ -40,8 +40,6 @@ from kubesetup import fresh_namespace, install_crd  # noqa: E402
 
 NAMESPACE = "bluegreen-bench-migrations"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
-GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
 RELEASES = ("migrating", "plain")
 NOOP_JOB = """apiVersion: batch/v1
 kind: Job
@@ -54,11 +52,12 @@ spec:
 """
 
 
-class Recorder:
+class Recorder(WatchThreads):
     """Watch threads (wall clock): selector switches, Job creations and completions, the last pod of each
     colour gone, and when each release was settled for a commit."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(4)
         self.core, self.batch = client.CoreV1Api(api), client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.switched: list[tuple[float, str, str]] = []  # (time, service, colour)
@@ -67,25 +66,9 @@ class Recorder:
         self.pods: dict[tuple[str, str], set[str]] = {}  # (release, colour) -> live pod names
         self.last_pod_gone: dict[tuple[str, str], float] = {}
         self.settled: dict[tuple[str, str], float] = {}  # (release, commit) -> first time settled
-        self.lock = threading.Lock()
-        self.watches = [watch.Watch() for _ in range(4)]
-        self.stopping = False
 
     def start(self) -> None:
-        for target in (self._services, self._jobs, self._pods, self._releases):
-            threading.Thread(target=self._guarded, args=(target,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        for w in self.watches:
-            w.stop()
-
-    def _guarded(self, target: Callable[[], None]) -> None:
-        try:
-            target()
-        except Exception:
-            if not self.stopping:
-                raise
+        self.run(self._services, self._jobs, self._pods, self._releases)
 
     def _services(self) -> None:
         last: dict[str, str | None] = {}
@@ -160,15 +143,9 @@ class Recorder:
         return key, moment
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def summary(values: list[float]) -> str:
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return f"p50 {statistics.median(values):6.2f} s   p90 {p90:6.2f} s   (n={len(values)})"
+    median, p90 = median_p90(values)
+    return f"p50 {median:6.2f} s   p90 {p90:6.2f} s   (n={len(values)})"
 
 
 def main() -> int:

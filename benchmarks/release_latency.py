@@ -29,13 +29,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
-from kubernetes import client, config, watch
+from benchkit import WatchThreads, git, median_p90
+from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
@@ -43,39 +42,22 @@ from kubesetup import fresh_namespace, install_crd  # noqa: E402
 
 NAMESPACE = "bluegreen-bench"
 GROUP, VERSION, PLURAL = "bluegreen.dev", "v1alpha1", "bluegreenreleases"
-GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@local", "GIT_COMMITTER_NAME": "Bench",
-           "GIT_COMMITTER_EMAIL": "bench@local", "GIT_CONFIG_NOSYSTEM": "1"}
 MANIFEST = (ROOT / "demo" / "app" / "deployment.yaml").read_text().replace("@CHECKOUT@", str(ROOT)).replace(
     "initialDelaySeconds: 2", "initialDelaySeconds: 1")
 
 
-class Recorder:
+class Recorder(WatchThreads):
     """Watch threads that timestamp when each colour becomes fully available and when the selector changes."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(2)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.available: dict[tuple[str, str], float] = {}  # (color, commit) -> first time fully available
         self.switched: list[tuple[float, str]] = []  # (time, color)
-        self.lock = threading.Lock()
-        self.watches = [watch.Watch(), watch.Watch()]
 
     def start(self) -> None:
-        self.stopping = False
-        threading.Thread(target=self._guarded, args=(self._deployments,), daemon=True).start()
-        threading.Thread(target=self._guarded, args=(self._service,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        for w in self.watches:
-            w.stop()
-
-    def _guarded(self, target: Callable[[], None]) -> None:
-        try:
-            target()
-        except Exception:
-            if not self.stopping:
-                raise
+        self.run(self._deployments, self._service)
 
     def _deployments(self) -> None:
         for event in self.watches[0].stream(self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600):
@@ -113,15 +95,9 @@ class Recorder:
         raise SystemExit(f"bench: no switch to {color} within {timeout}s")
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def summary(values: list[float]) -> str:
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return f"median {statistics.median(values) * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   (n={len(values)})"
+    median, p90 = median_p90(values)
+    return f"median {median * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms   (n={len(values)})"
 
 
 def main() -> int:
