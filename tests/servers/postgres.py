@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import stop_group
 
 LOOPBACK = "127.0.0.1"
 SUPERUSER = "postgres"
@@ -147,14 +148,7 @@ class PostgresServer:
         """Fast shutdown (SIGINT), SIGKILL for the whole group if it lingers, then remove the directory."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            stop_group(proc, signal.SIGINT, STOP_TIMEOUT)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # children left behind by a crashed postmaster
         if self.root is not None:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from processes import stop_group
+
 LOOPBACK = "127.0.0.1"
 JOB = "bluegreen-operator"
 START_TIMEOUT = 30.0
@@ -109,14 +111,7 @@ class PrometheusServer:
         """SIGTERM (Prometheus shuts down cleanly), SIGKILL if it lingers, then remove the directory."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            stop_group(proc, signal.SIGTERM, STOP_TIMEOUT)
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
